@@ -1,0 +1,162 @@
+"""Evaluation metrics, computed on held-out inputs.
+
+Conventions (one place, used by every experiment):
+
+* A unit is *active* on an input when its code is non-zero (a ≠ 0). For ReLU codes that is
+  a > 0; for the decoder-free model with φ = ReLU, a = E, so active means E_j > 0.
+* *Dead*: never active on any evaluation input. The variance variant counts units whose
+  variance over the evaluation set is below ``rel_threshold`` × the largest unit variance
+  (scale-free, so models with codes of different scale are comparable).
+* *Redundancy*: ‖Corr(A) − I‖²_F = Σ_{i≠j} Corr_ij² over the *live* units only; dead units
+  have no defined correlation and are reported separately, never counted as 0. The
+  scale-free per-pair version divides by n_live(n_live − 1).
+* *L0*: mean number of active units per input.
+* *FVU*: Σ‖x − x̂‖² / Σ‖x − x̄‖², x̄ the mean input of the evaluation set.
+* *Responsibilities*: r = softmax(−E); entropy H(r) per input (nats), usage u_j = mean r_j.
+* *Probe accuracy*: multinomial logistic regression (scikit-learn, lbfgs) on standardised
+  frozen codes, fitted on the training codes, scored on the test codes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .model import DecoderFreeSAE, StandardSAE
+
+
+@torch.no_grad()
+def encode(model, x, batch_size: int = 4096) -> torch.Tensor:
+    """Codes of ``model`` for every row of ``x`` (validated), on the CPU."""
+    x = model.check_input(x)
+    model.eval()
+    return torch.cat([model.encode(x[i:i + batch_size]).cpu() for i in range(0, len(x), batch_size)])
+
+
+def active(codes: torch.Tensor) -> torch.Tensor:
+    return codes != 0
+
+
+def dead_units(codes: torch.Tensor) -> torch.Tensor:
+    """Boolean mask (K,): units never active on any row of ``codes``."""
+    return ~active(codes).any(dim=0)
+
+
+def low_variance_units(codes: torch.Tensor, rel_threshold: float = 1e-6) -> torch.Tensor:
+    """Boolean mask (K,): Var_j ≤ rel_threshold · max_k Var_k (all True if every Var is 0)."""
+    var = codes.double().var(dim=0, unbiased=False)
+    return var <= rel_threshold * var.max()
+
+
+def correlation(codes: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation matrix (float64) of the columns of ``codes``; zero-variance columns
+    give NaN rows, so pass live units only."""
+    c = codes.double()
+    c = c - c.mean(dim=0)
+    cov = c.T @ c
+    std = torch.sqrt(torch.diagonal(cov))
+    return cov / (std[:, None] * std[None, :])
+
+
+def redundancy(codes: torch.Tensor, live: torch.Tensor | None = None) -> float:
+    """Σ_{i≠j} Corr_ij² over live units (``live`` mask; default: not low-variance)."""
+    if live is None:
+        live = ~low_variance_units(codes)
+    corr = correlation(codes[:, live])
+    off = corr - torch.diag(torch.diagonal(corr))
+    return float((off * off).sum())
+
+
+def l0(codes: torch.Tensor) -> float:
+    """Mean number of active units per input."""
+    return float(active(codes).sum(dim=1).double().mean())
+
+
+def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Fraction of variance unexplained, Σ‖x − x̂‖² / Σ‖x − x̄‖²."""
+    x, x_hat = x.double(), x_hat.double()
+    return float(((x - x_hat) ** 2).sum() / ((x - x.mean(dim=0)) ** 2).sum())
+
+
+def optimal_scale(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """The scalar c minimising ‖x − c·x̂‖², c = ⟨x, x̂⟩ / ⟨x̂, x̂⟩ (0 if x̂ = 0)."""
+    x, x_hat = x.double(), x_hat.double()
+    denom = float((x_hat * x_hat).sum())
+    return float((x * x_hat).sum()) / denom if denom > 0 else 0.0
+
+
+def linear_decoder_fvu(codes_train, x_train, codes_test, x_test, ridge: float = 1e-6) -> float:
+    """FVU on the test set of the least-squares affine decoder x̂ = M a + m fitted on the
+    training codes (a small ridge keeps it well posed when codes are collinear or dead)."""
+    a = torch.cat([codes_train.double(), torch.ones(len(codes_train), 1, dtype=torch.float64)], 1)
+    gram = a.T @ a + ridge * len(a) * torch.eye(a.shape[1], dtype=torch.float64)
+    coef = torch.linalg.solve(gram, a.T @ x_train.double())
+    a_test = torch.cat([codes_test.double(), torch.ones(len(codes_test), 1, dtype=torch.float64)], 1)
+    return fvu(x_test, a_test @ coef)
+
+
+def responsibility_stats(energies: torch.Tensor) -> dict:
+    """Mean per-input entropy of r = softmax(−E), usage u = mean r, its entropy, and mean max r."""
+    r = torch.softmax(-energies.double(), dim=-1)
+    entropy = -(r * torch.log(r.clamp_min(1e-300))).sum(dim=1)
+    usage = r.mean(dim=0)
+    usage_entropy = -(usage * torch.log(usage.clamp_min(1e-300))).sum()
+    return {
+        "resp_entropy": float(entropy.mean()),
+        "usage_entropy": float(usage_entropy),
+        "max_resp": float(r.max(dim=1).values.mean()),
+        "usage": usage.numpy(),
+    }
+
+
+def probe_accuracy(codes_train, y_train, codes_test, y_test, max_iter: int = 500) -> float:
+    """Test accuracy of a logistic-regression probe on standardised frozen codes."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
+    probe.fit(np.asarray(codes_train, dtype=np.float64), np.asarray(y_train))
+    return float(probe.score(np.asarray(codes_test, dtype=np.float64), np.asarray(y_test)))
+
+
+def evaluate(model, data, probe: bool = True) -> dict:
+    """Every metric above for ``model`` on ``data`` (a :class:`dfsae.data.Dataset`).
+
+    Reconstructions reported: ``fvu_wt`` (x̂ = Wᵀa, W the encoder), ``fvu_wt_scaled``
+    (x̂ = c·Wᵀa, c fitted on the training set), ``fvu_linear`` (post-hoc affine decoder
+    fitted on training codes) and, for models with a decoder, ``fvu_own``.
+    """
+    codes_train, codes = encode(model, data.x_train), encode(model, data.x_test)
+    x_train, x_test = data.x_train, data.x_test
+    dead = dead_units(codes)
+    live = ~dead & ~low_variance_units(codes)
+    n_live = int(live.sum())
+    red = redundancy(codes, live) if n_live >= 2 else float("nan")
+    W = model.W.detach().cpu()
+    c = optimal_scale(x_train, codes_train.to(W.dtype) @ W)
+    out = {
+        "dead": int(dead.sum()),
+        "dead_frac": float(dead.double().mean()),
+        "low_var": int(low_variance_units(codes).sum()),
+        "live": n_live,
+        "redundancy": red,
+        "redundancy_per_pair": red / (n_live * (n_live - 1)) if n_live >= 2 else float("nan"),
+        "l0": l0(codes),
+        "fvu_wt": fvu(x_test, codes @ W),
+        "fvu_wt_scaled": fvu(x_test, c * (codes @ W)),
+        "wt_scale": c,
+        "fvu_linear": linear_decoder_fvu(codes_train, x_train, codes, x_test),
+        "weight_norm": float(W.norm()),
+        "params": model.num_parameters(),
+    }
+    if isinstance(model, StandardSAE):
+        with torch.no_grad():
+            out["fvu_own"] = fvu(x_test, model.decode(codes.to(W.dtype)))
+    if isinstance(model, DecoderFreeSAE):
+        stats = responsibility_stats(codes)
+        stats.pop("usage")
+        out.update(stats)
+    if probe:
+        out["probe_acc"] = probe_accuracy(codes_train, data.y_train, codes, data.y_test)
+    return out
