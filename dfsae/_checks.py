@@ -61,7 +61,10 @@ def as_matrix(name: str, x, width: int | None = None, dtype=None) -> torch.Tenso
 
 
 def device(name: str, value) -> torch.device:
-    dev = torch.device(value)
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must be 'cpu' or 'cuda', got {value!r}") from None
     if dev.type not in ("cpu", "cuda"):
         raise ValueError(f"{name} must be 'cpu' or 'cuda', got {value!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():

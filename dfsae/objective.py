@@ -120,7 +120,8 @@ class DecoderFreeObjective:
         self.lse_reduction = _checks.choice("lse_reduction", lse_reduction, REDUCTIONS)
         self.eps = _checks.positive_float("eps", eps)
         if self.lambda_lse + self.lambda_var + self.lambda_tc + self.lambda_wr == 0:
-            raise ValueError("all λ are 0; set at least one of lambda_lse, lambda_var, lambda_tc, lambda_wr > 0")
+            raise ValueError("all λ are 0; set at least one of lambda_lse, lambda_var, "
+                             "lambda_tc, lambda_wr > 0")
 
     @property
     def needs_batch_statistics(self) -> bool:

@@ -1,0 +1,8 @@
+import pytest
+
+import dfsae
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return dfsae.load_dataset("mnist5k")
