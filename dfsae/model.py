@@ -108,10 +108,15 @@ class DecoderFreeSAE(_SAEBase):
 
 
 class StandardSAE(_SAEBase):
-    """The standard SAE: a = ReLU(W_enc x + b_enc), x̂ = W_dec a + b_dec.
+    """The standard SAE: a = ReLU(W_enc (x − b_dec) + b_enc), x̂ = W_dec a + b_dec.
 
     Parameters: 2·K·D + K + D (784→64: 101,200). Trained with
     :class:`dfsae.objective.SAEObjective` (MSE + λ·L1).
+
+    Initialised as is common practice for SAEs on language models (Bricken et al., 2023):
+    W_dec = W_encᵀ with unit-norm columns, b_enc = b_dec = 0, and the decoder bias is
+    subtracted from the input before encoding. Without this, a third to a half of the
+    units die early in training on the digits, which would handicap the baseline.
 
     ``unit_norm_decoder=True`` keeps every decoder column (atom) at unit L2 norm: the
     columns are renormalised after every optimiser step (see :meth:`after_step`), which
@@ -124,14 +129,17 @@ class StandardSAE(_SAEBase):
         super().__init__(input_dim, hidden_dim)
         self.decoder = nn.Linear(self.hidden_dim, self.input_dim)
         self.unit_norm_decoder = bool(unit_norm_decoder)
-        g = _generator(seed)
-        _init_linear(self.encoder, g)
-        _init_linear(self.decoder, g)
-        if self.unit_norm_decoder:
-            self.after_step()
+        _init_linear(self.encoder, _generator(seed))
+        with torch.no_grad():
+            self.encoder.bias.zero_()
+            self.decoder.bias.zero_()
+            self.decoder.weight.copy_(self.encoder.weight.T / self.encoder.weight.T.norm(dim=0))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.encoder(x))
+        return F.relu(self.pre_activations(x))
+
+    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x - self.decoder.bias)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         return self.decoder(codes)
@@ -163,6 +171,6 @@ class TopKSAE(StandardSAE):
             raise ValueError(f"k={k} must be <= hidden_dim={hidden_dim}")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.encoder(x)
+        z = self.pre_activations(x)
         top = torch.topk(z, self.k, dim=-1)
         return torch.zeros_like(z).scatter(-1, top.indices, F.relu(top.values))

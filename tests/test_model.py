@@ -35,7 +35,7 @@ def test_topk_keeps_k_largest():
     model = TopKSAE(12, 9, k=3, seed=0)
     x = torch.rand(20, 12)
     a = model.encode(x)
-    z = model.encoder(x)
+    z = (x - model.decoder.bias) @ model.W.T + model.encoder.bias
     for i in range(20):
         keep = sorted(range(9), key=lambda j: -z[i, j].item())[:3]
         expected = torch.zeros(9)
