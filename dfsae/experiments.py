@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from tqdm import tqdm
 
 from . import _checks
 from .data import DATASETS
@@ -26,8 +27,12 @@ FAMILIES = ("decoder_free", "sae", "topk")
 
 def validate_parameters(*, dataset="mnist5k", hidden_dim=64, activation="relu", epochs=100,
                         batch_size=128, lr=1e-3, optimizer="adam", seeds=(0,), device="cpu",
-                        **lambdas) -> None:
-    """Check a notebook's papermill parameters before any work; raise ``ValueError``."""
+                        n_samples=1, **lambdas) -> None:
+    """Check a notebook's papermill parameters before any work; raise ``ValueError``.
+
+    Keyword arguments beyond the named ones are non-negative weights (λ's, L1
+    coefficients), each a number or a non-empty list of numbers.
+    """
     _checks.choice("dataset", dataset, DATASETS)
     _checks.positive_int("hidden_dim", hidden_dim)
     _checks.choice("activation", activation, ("relu", "softplus", "identity"))
@@ -40,6 +45,7 @@ def validate_parameters(*, dataset="mnist5k", hidden_dim=64, activation="relu", 
     for s in seeds:
         _checks.positive_int("seeds", s, minimum=0)
     _checks.device("device", device)
+    _checks.positive_int("n_samples", n_samples)
     for name, value in lambdas.items():
         if isinstance(value, (list, tuple)):
             if not value:
@@ -80,8 +86,6 @@ def run(family: str, data, *, hidden_dim=64, seed=0, epochs=100, batch_size=128,
 
 def run_seeds(family: str, data, seeds, label=None, progress=True, **options):
     """:func:`run` once per seed. Returns (DataFrame of metrics, {seed: model}, {seed: history})."""
-    from tqdm.auto import tqdm
-
     rows, models, histories = [], {}, {}
     for seed in tqdm(list(seeds), desc=label or family, disable=not progress, leave=False):
         model, history, metrics = run(family, data, seed=seed, **options)

@@ -78,6 +78,11 @@ def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     return float(((x - x_hat) ** 2).sum() / ((x - x.mean(dim=0)) ** 2).sum())
 
 
+def mse(x: torch.Tensor, x_hat: torch.Tensor) -> float:
+    """Mean over inputs of the squared error ‖x − x̂‖²₂."""
+    return float(((x.double() - x_hat.double()) ** 2).sum(dim=1).mean())
+
+
 def optimal_scale(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     """The scalar c minimising ‖x − c·x̂‖², c = ⟨x, x̂⟩ / ⟨x̂, x̂⟩ (0 if x̂ = 0)."""
     x, x_hat = x.double(), x_hat.double()
@@ -146,13 +151,15 @@ def evaluate(model, data, probe: bool = True) -> dict:
         "fvu_wt": fvu(x_test, codes @ W),
         "fvu_wt_scaled": fvu(x_test, c * (codes @ W)),
         "wt_scale": c,
+        "mse_wt_scaled": mse(x_test, c * (codes @ W)),
         "fvu_linear": linear_decoder_fvu(codes_train, x_train, codes, x_test),
         "weight_norm": float(W.norm()),
         "params": model.num_parameters(),
     }
     if isinstance(model, StandardSAE):
         with torch.no_grad():
-            out["fvu_own"] = fvu(x_test, model.decode(codes.to(W.dtype)))
+            x_hat = model.decode(codes.to(W.dtype))
+            out["fvu_own"], out["mse_own"] = fvu(x_test, x_hat), mse(x_test, x_hat)
     if isinstance(model, DecoderFreeSAE):
         stats = responsibility_stats(codes)
         stats.pop("usage")

@@ -53,6 +53,17 @@ def lse_loss(energies: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     return per_input.mean() if reduction == "mean" else per_input.sum()
 
 
+def lse_identity(energies: torch.Tensor):
+    """Check Eq. 2 on ``energies``: returns (autograd ∂L_LSE/∂E, softmax(−E), max |difference|).
+
+    L_LSE is summed over the batch here so that each input's gradient is its own r.
+    """
+    energies = energies.detach().requires_grad_()
+    (grad,) = torch.autograd.grad(lse_loss(energies, "sum"), energies)
+    r = torch.softmax(-energies.detach(), dim=-1)
+    return grad, r, float((grad - r).abs().max())
+
+
 def batch_variance(codes: torch.Tensor) -> torch.Tensor:
     """Biased per-unit variance over the batch, shape (K,)."""
     _require_batch(codes, "batch_variance")

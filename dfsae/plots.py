@@ -1,0 +1,83 @@
+"""Figures shared by the notebooks. Every function returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def identity_scatter(panels: dict):
+    """Figure 1: r_j (x) against ∂L_LSE/∂E_j (y), one panel per entry {title: (r, grad)}."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
+    for ax, (title, (r, grad)) in zip(axes[0], panels.items(), strict=True):
+        r, grad = np.asarray(r).ravel(), np.asarray(grad).ravel()
+        ax.scatter(r, grad, s=3, alpha=0.3, rasterized=True)
+        hi = max(r.max(), grad.max()) * 1.05
+        ax.plot([0, hi], [0, hi], "k--", lw=1, label="y = x")
+        ax.set(xlabel=r"responsibility $r_j = \mathrm{softmax}(-E)_j$",
+               ylabel=r"gradient $\partial L_{\mathrm{LSE}} / \partial E_j$ (autograd)", title=title)
+        ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def correlation_grid(matrices: dict, ncols: int = 2):
+    """Heat maps of correlation matrices {title: (K, K) array} on a shared [−1, 1] scale."""
+    n = len(matrices)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.9 * nrows), squeeze=False)
+    for ax, (title, corr) in zip(axes.flat, matrices.items(), strict=False):
+        im = ax.imshow(np.nan_to_num(np.asarray(corr)), cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set(title=title, xlabel="unit j", ylabel="unit i")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="correlation over held-out digits")
+    return fig
+
+
+def grouped_bars(frame, group: str, metrics: dict, title: str | None = None):
+    """One bar panel per metric {column: axis label}; bars = mean over seeds, whiskers = sd."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    grouped = frame.groupby(group, sort=False)
+    for ax, (col, label) in zip(axes[0], metrics.items(), strict=True):
+        mean, sd = grouped[col].mean(), grouped[col].std(ddof=1).fillna(0)
+        ax.bar(range(len(mean)), mean.values, yerr=sd.values, capsize=4,
+               color=plt.cm.tab10(np.arange(len(mean)) % 10))
+        ax.set_xticks(range(len(mean)), [str(i) for i in mean.index], rotation=0)
+        ax.set(ylabel=label, xlabel=group)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def weight_images(rows: dict, n: int = 16, shape=(28, 28), ncols: int = 16):
+    """Rows of weight matrices as images: {title: (K, D) array}, first ``n`` rows each."""
+    fig, axes = plt.subplots(len(rows), 1, figsize=(ncols * 0.75, 1.05 * len(rows) * -(-n // ncols)),
+                             squeeze=False)
+    for ax, (title, w) in zip(axes[:, 0], rows.items(), strict=True):
+        w = np.asarray(w.detach().cpu() if isinstance(w, torch.Tensor) else w)[:n]
+        tiles = [t / (np.abs(t).max() + 1e-12) for t in w.reshape(len(w), *shape)]
+        tiles += [np.zeros(shape)] * (-len(tiles) % ncols)
+        grid = np.vstack([np.hstack(tiles[i:i + ncols]) for i in range(0, len(tiles), ncols)])
+        ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1)
+        ax.set_title(title, loc="left", fontsize=10)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def mixture_panel(ax, x, model, title: str):
+    """Scatter of 2-D data coloured by the winning component, with 2σ ellipses."""
+    from matplotlib.patches import Ellipse
+
+    with torch.no_grad():
+        r = torch.softmax(-model.energies(x), -1)
+        sigma = model.log_var.mul(0.5).exp()
+    ax.scatter(x[:, 0], x[:, 1], c=r.argmax(-1), cmap="tab10", vmin=0, vmax=9, s=6)
+    for j, (mu, s) in enumerate(zip(model.means.detach(), sigma, strict=True)):
+        ax.add_patch(Ellipse(mu.tolist(), 4 * float(s[0]), 4 * float(s[1]), fill=False,
+                             color=plt.cm.tab10(j), lw=2))
+        ax.plot(*mu.tolist(), "k+", ms=10)
+    ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$", xlim=(-5, 5), ylim=(-3.5, 5.5), aspect="equal")

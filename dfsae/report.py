@@ -1,0 +1,34 @@
+"""Reading numbers back from executed notebooks, so that summary pages (abstract,
+discussion, conclusion) quote exactly what the experiment notebooks computed and glued."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+GLUE_MIME = "application/papermill.record/text/plain"
+
+
+def read_glued(notebook) -> dict:
+    """All values glued (``myst_nb.glue``) in the stored outputs of ``notebook`` (.ipynb).
+
+    Values come back as Python literals where their text form is one (numbers, strings),
+    else as the text itself.
+    """
+    path = Path(notebook)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; run `python -m dfsae.reproduce` to create it")
+    values = {}
+    for cell in json.loads(path.read_text())["cells"]:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = output.get("data", {}).get(GLUE_MIME)
+            if name is None or text is None:
+                continue
+            text = "".join(text) if isinstance(text, list) else text
+            try:
+                values[name] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[name] = text
+    return values
