@@ -1,7 +1,7 @@
 """Building blocks the experiment notebooks share: one run, many seeds, tables, results.
 
-A *run* builds a model of a given family, trains it with :func:`dfsae.train` and
-evaluates it with :func:`dfsae.evaluate`. Notebooks call these instead of writing their
+A *run* builds a model of a given family, trains it with :func:`dfsae.training.train` and
+evaluates it with :func:`dfsae.metrics.evaluate`. Notebooks call these instead of writing their
 own loops, so every experiment trains and measures models the same way.
 """
 

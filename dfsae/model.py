@@ -119,7 +119,7 @@ class StandardSAE(_SAEBase):
     units die early in training on the digits, which would handicap the baseline.
 
     ``unit_norm_decoder=True`` keeps every decoder column (atom) at unit L2 norm: the
-    columns are renormalised after every optimiser step (see :meth:`after_step`), which
+    columns are renormalised after every optimiser step (``after_step``), which
     stops the model from shrinking codes and growing atoms to evade the L1 penalty. The
     alternative fix, weighting the L1 term by the column norms, is an option of the
     objective.
@@ -136,15 +136,19 @@ class StandardSAE(_SAEBase):
             self.decoder.weight.copy_(self.encoder.weight.T / self.encoder.weight.T.norm(dim=0))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """a = ReLU(W_enc (x − b_dec) + b_enc), shape (n, K)."""
         return F.relu(self.pre_activations(x))
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        """W_enc (x − b_dec) + b_enc, before the ReLU."""
         return self.encoder(x - self.decoder.bias)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """x̂ = W_dec a + b_dec, shape (n, D)."""
         return self.decoder(codes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The code a (the decoder is applied separately, by :meth:`decode`)."""
         return self.encode(x)
 
     def decoder_norms(self) -> torch.Tensor:
@@ -153,6 +157,7 @@ class StandardSAE(_SAEBase):
 
     @torch.no_grad()
     def after_step(self) -> None:
+        """Called by :func:`dfsae.training.train` after each optimiser step: renormalises the atoms."""
         if self.unit_norm_decoder:
             self.decoder.weight.div_(self.decoder_norms().clamp_min(1e-12))
 
@@ -171,6 +176,7 @@ class TopKSAE(StandardSAE):
             raise ValueError(f"k={k} must be <= hidden_dim={hidden_dim}")
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """a = ReLU of the k largest pre-activations, zeros elsewhere."""
         z = self.pre_activations(x)
         top = torch.topk(z, self.k, dim=-1)
         return torch.zeros_like(z).scatter(-1, top.indices, F.relu(top.values))

@@ -19,7 +19,7 @@ Decoder-free objective (paper Eq. 6)::
 
 Here A is the model's code, which for the decoder-free model is the energy vector E.
 
-Baselines: :class:`SAEObjective` (mean over the batch of ‖x − x̂‖²₂ + λ Σ_j |a_j| w_j, with
+Baselines: :class:`SAEObjective` (mean over the batch of ‖x − x̂‖²₂ + λ Σ_j abs(a_j) w_j, with
 w_j = 1 or w_j = ‖d_j‖₂) and :class:`TopKObjective` (mean ‖x − x̂‖²₂ only).
 """
 
@@ -54,7 +54,7 @@ def lse_loss(energies: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
 
 
 def lse_identity(energies: torch.Tensor):
-    """Check Eq. 2 on ``energies``: returns (autograd ∂L_LSE/∂E, softmax(−E), max |difference|).
+    """Check Eq. 2 on ``energies``: returns (autograd ∂L_LSE/∂E, softmax(−E), max abs. difference).
 
     L_LSE is summed over the batch here so that each input's gradient is its own r.
     """
@@ -104,7 +104,7 @@ def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 
 
 def l1_penalty(codes: torch.Tensor, decoder_norms: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean over the batch of Σ_j |a_j| (times ‖d_j‖₂ when ``decoder_norms`` is given)."""
+    """Mean over the batch of Σ_j abs(a_j) (times ‖d_j‖₂ when ``decoder_norms`` is given)."""
     a = codes.abs()
     if decoder_norms is not None:
         a = a * decoder_norms
@@ -163,7 +163,7 @@ class DecoderFreeObjective:
 
 
 class SAEObjective:
-    """Standard SAE loss: mean ‖x − x̂‖²₂ + λ · mean Σ_j |a_j| w_j.
+    """Standard SAE loss: mean ‖x − x̂‖²₂ + λ · mean Σ_j abs(a_j) w_j.
 
     ``l1_weighting="plain"`` uses w_j = 1; ``"decoder_norm"`` uses w_j = ‖d_j‖₂, the column
     norm of the decoder, which removes the incentive to shrink codes while growing atoms

@@ -32,3 +32,15 @@ def read_glued(notebook) -> dict:
             except (ValueError, SyntaxError):
                 values[name] = text
     return values
+
+
+def reglue(notebook, prefix: str = "") -> dict:
+    """Glue, in the running notebook, every number or string glued in ``notebook``'s stored
+    outputs (figures and tables are skipped), under ``prefix + name``. Returns the values."""
+    from myst_nb import glue
+
+    values = {k: v for k, v in read_glued(notebook).items()
+              if isinstance(v, (int, float, str)) and not str(v).startswith("<")}
+    for name, value in values.items():
+        glue(prefix + name, value, display=False)
+    return values
