@@ -22,11 +22,14 @@ def identity_scatter(panels: dict):
     return fig
 
 
-def correlation_grid(matrices: dict, ncols: int = 2):
-    """Heat maps of correlation matrices {title: (K, K) array} on a shared [−1, 1] scale."""
+def correlation_grid(matrices: dict, ncols: int = 2, fig=None):
+    """Heat maps of correlation matrices {title: (K, K) array} on a shared [−1, 1] scale.
+    Draws into ``fig`` (a Figure or SubFigure) when given."""
     n = len(matrices)
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.9 * nrows), squeeze=False)
+    if fig is None:
+        fig = plt.figure(figsize=(4.2 * ncols, 3.9 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (title, corr) in zip(axes.flat, matrices.items(), strict=False):
         im = ax.imshow(np.nan_to_num(np.asarray(corr)), cmap="RdBu_r", vmin=-1, vmax=1)
         ax.set(title=title, xlabel="unit j", ylabel="unit i")
@@ -36,19 +39,24 @@ def correlation_grid(matrices: dict, ncols: int = 2):
     return fig
 
 
-def grouped_bars(frame, group: str, metrics: dict, title: str | None = None):
-    """One bar panel per metric {column: axis label}; bars = mean over seeds, whiskers = sd."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+def grouped_bars(frame, group: str, metrics: dict, title: str | None = None, fig=None, vertical=False):
+    """One bar panel per metric {column: axis label}; bars = mean over seeds, whiskers = sd.
+    Panels side by side, or stacked when ``vertical``; drawn into ``fig`` when given."""
+    n = len(metrics)
+    if fig is None:
+        size = (4.5, 2.6 * n) if vertical else (4.2 * n, 3.6)
+        fig = plt.figure(figsize=size, layout="constrained")
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0] if vertical else fig.subplots(1, n, squeeze=False)[0]
     grouped = frame.groupby(group, sort=False)
-    for ax, (col, label) in zip(axes[0], metrics.items(), strict=True):
+    for ax, (col, label) in zip(axes, metrics.items(), strict=True):
         mean, sd = grouped[col].mean(), grouped[col].std(ddof=1).fillna(0)
         ax.bar(range(len(mean)), mean.values, yerr=sd.values, capsize=4,
                color=plt.cm.tab10(np.arange(len(mean)) % 10))
-        ax.set_xticks(range(len(mean)), [str(i) for i in mean.index], rotation=0)
-        ax.set(ylabel=label, xlabel=group)
+        ax.set_xticks(range(len(mean)), [str(i) for i in mean.index])
+        ax.set(ylabel=label)
+    axes[-1].set_xlabel(group)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

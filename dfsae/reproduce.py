@@ -28,43 +28,53 @@ ORDER = ["01_introduction", "02_background", "03_infomax", "04_objective", "05_1
          "99_reproduce"]
 
 
-def parameters_of(name: str) -> dict:
-    """{parameter: default (as source text)} declared in a notebook's ``parameters`` cell."""
-    import papermill
-
-    info = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))
-    return {k: v["default"] for k, v in info.items()}
-
-
-def sync(name: str) -> Path:
-    """Write NAME.ipynb from NAME.md (code and text; outputs are produced by execution)."""
-    import jupytext
-
+def _source(name: str) -> Path:
     source = NOTEBOOK_DIR / f"{name}.md"
     if not source.exists():
         raise FileNotFoundError(f"{source} not found")
-    target = NOTEBOOK_DIR / f"{name}.ipynb"
-    jupytext.write(jupytext.read(source), target)
-    return target
+    return source
+
+
+def _temporary(name: str) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=NOTEBOOK_DIR, prefix=f".{name}.", suffix=".ipynb")
+    os.close(fd)
+    return Path(tmp)
+
+
+def parameters_of(name: str) -> dict:
+    """{parameter: default (as source text)} declared in a notebook's ``parameters`` cell."""
+    import jupytext
+    import papermill
+
+    tmp = _temporary(name)
+    try:
+        jupytext.write(jupytext.read(_source(name)), tmp)
+        info = papermill.inspect_notebook(str(tmp))
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {k: v["default"] for k, v in info.items()}
 
 
 def execute(name: str, parameters: dict, progress: bool = True) -> None:
+    """Convert NAME.md, execute it with ``parameters`` (those it declares) and replace
+    NAME.ipynb with the result only if execution succeeded."""
+    import jupytext
     import papermill
 
-    path = sync(name)
     declared = parameters_of(name)
-    unknown = set(parameters) - set(declared)
     use = {k: v for k, v in parameters.items() if k in declared}
-    fd, tmp = tempfile.mkstemp(dir=NOTEBOOK_DIR, prefix=f".{name}.", suffix=".ipynb")
-    os.close(fd)
+    source, result = _temporary(name), _temporary(name)
     try:
-        papermill.execute_notebook(str(path), tmp, parameters=use, cwd=str(NOTEBOOK_DIR),
+        jupytext.write(jupytext.read(_source(name)), source)
+        papermill.execute_notebook(str(source), str(result), parameters=use, cwd=str(NOTEBOOK_DIR),
                                    progress_bar=progress, kernel_name="python3")
-        os.replace(tmp, path)
+        os.replace(result, NOTEBOOK_DIR / f"{name}.ipynb")
     finally:
-        Path(tmp).unlink(missing_ok=True)
-    if unknown and declared:
-        print(f"  ({name}: ignored parameters it does not declare: {sorted(unknown)})")
+        source.unlink(missing_ok=True)
+        result.unlink(missing_ok=True)
+    ignored = set(parameters) - set(declared)
+    if ignored and declared:
+        print(f"  ({name}: ignored parameters it does not declare: {sorted(ignored)})")
 
 
 def parse_value(text: str):

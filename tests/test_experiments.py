@@ -1,0 +1,54 @@
+import json
+import os
+
+import pandas as pd
+import pytest
+
+from dfsae import experiments as ex
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    ({"dataset": "cifar"}, "dataset"), ({"hidden_dim": 0}, "hidden_dim"), ({"epochs": 0}, "epochs"),
+    ({"seeds": []}, "seeds"), ({"seeds": "0,1"}, "seeds"), ({"seeds": [0, -1]}, "seeds"),
+    ({"lambda_var": -1.0}, "lambda_var"), ({"l1_sweep": [0.1, -0.1]}, "l1_sweep"),
+    ({"optimizer": "rmsprop"}, "optimizer"), ({"activation": "gelu"}, "activation"),
+    ({"lr": 0}, "lr"), ({"batch_size": 1}, "batch_size"), ({"n_samples": 0}, "n_samples"),
+])
+def test_notebook_parameter_validation(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        ex.validate_parameters(**kwargs)
+
+
+def test_defaults_are_valid():
+    ex.validate_parameters(lambda_var=1.0, l1_sweep=[0.1, 1.0])
+
+
+def test_topk_needs_k():
+    with pytest.raises(ValueError, match="k"):
+        ex.build("topk", 10, 4, 0)
+
+
+def test_mean_sd_table():
+    frame = pd.DataFrame({"config": ["a", "a", "b", "b"], "v": [1.0, 3.0, 2.0, 2.0]})
+    table = ex.mean_sd_table(frame, "config", ["v"])
+    assert table.loc["a", "v"] == "2 ± 1.4" and table.loc["b", "v"] == "2 ± 0"
+
+
+def test_save_results_writes_both_files(tmp_path):
+    frame = pd.DataFrame({"x": [1, 2]})
+    path = ex.save_results(frame, tmp_path / "sub" / "r.csv", {"epochs": 3})
+    assert pd.read_csv(path).equals(frame)
+    assert json.loads(path.with_suffix(".json").read_text()) == {"epochs": 3}
+
+
+def test_save_results_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
+    (tmp_path / "r.csv").write_text("old\n")
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        ex.save_results(pd.DataFrame({"x": [1]}), tmp_path / "r.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
+    assert (tmp_path / "r.csv").read_text() == "old\n"
