@@ -25,7 +25,7 @@ NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 # Execution order: experiments before the pages that quote them.
 ORDER = ["01_introduction", "02_background", "03_infomax", "04_objective", "05_1_identity",
          "05_2_ablation", "05_3_benchmark", "06_discussion", "07_conclusion", "00_abstract",
-         "99_reproduce"]
+         "A1_decoder_tax", "99_reproduce"]
 
 
 def _source(name: str) -> Path:

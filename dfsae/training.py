@@ -9,6 +9,7 @@ import torch
 from tqdm import tqdm
 
 from . import _checks
+from . import distributed as dist_stats
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
@@ -59,6 +60,12 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     Returns
     -------
     History with a list per loss term (``history["lse"]``, ...), plus ``"total"``.
+
+    Inside an initialised ``torch.distributed`` process group (e.g. launched by ``torchrun``)
+    every process passes the same ``x`` and ``seed``; each global batch of ``batch_size``
+    inputs is split evenly between the processes, the model is wrapped in
+    DistributedDataParallel, and the objective's batch statistics are computed over the
+    global batch, so N processes follow the same trajectory as one process would.
     """
     # Validate everything before doing any work.
     types = getattr(objective, "model_types", None)
@@ -76,11 +83,28 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     n = x.shape[0]
     if batch_size > n:
         raise ValueError(f"batch_size={batch_size} is larger than the {n} training inputs")
+    world = dist_stats.world_size()
+    if world > 1:
+        if batch_size % world or batch_size // world < 1:
+            raise ValueError(f"batch_size={batch_size} must be divisible by the {world} processes")
+        from .objective import DecoderFreeObjective
+
+        if not isinstance(objective, DecoderFreeObjective):
+            raise ValueError("distributed training is implemented for DecoderFreeObjective only")
 
     model.to(dev)
     x = x.to(dev)
     opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
+    if hasattr(objective, "generator"):  # probes of the estimated decorrelation, same on every process
+        objective.generator = torch.Generator().manual_seed(seed + 1)
+    trained = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        trained = DistributedDataParallel(model)
+    share = batch_size // world
+    rank = torch.distributed.get_rank() if world > 1 else 0
     n_batches = n // batch_size if drop_last else -(-n // batch_size)
     history = History()
     start = time.perf_counter()
@@ -90,9 +114,11 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
         sums = {}
         for b in range(n_batches):
             batch = x[order[b * batch_size:(b + 1) * batch_size]]
-            if batch.shape[0] < 2 and getattr(objective, "needs_batch_statistics", False):
+            if world > 1:
+                batch = batch[rank * share:(rank + 1) * share]
+            if batch.shape[0] < 2 and getattr(objective, "needs_batch_statistics", False) and world == 1:
                 continue
-            loss, terms = objective(model, batch)
+            loss, terms = objective(trained, batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
