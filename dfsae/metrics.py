@@ -13,8 +13,9 @@ Conventions (one place, used by every experiment):
 * *L0*: mean number of active units per input.
 * *FVU*: Σ‖x − x̂‖² / Σ‖x − x̄‖², x̄ the mean input of the evaluation set.
 * *Responsibilities*: r = softmax(−E); entropy H(r) per input (nats), usage u_j = mean r_j.
-* *Probe accuracy*: multinomial logistic regression (scikit-learn, lbfgs) on standardised
-  frozen codes, fitted on the training codes, scored on the test codes.
+* *Probe accuracy*: multinomial logistic regression (scikit-learn, lbfgs, at most 500
+  iterations, one BLAS thread so that the result does not depend on the machine) on
+  standardised frozen codes, fitted on the training codes, scored on the test codes.
 """
 
 from __future__ import annotations
@@ -119,10 +120,14 @@ def probe_accuracy(codes_train, y_train, codes_test, y_test, max_iter: int = 500
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
 
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
-    probe.fit(np.asarray(codes_train, dtype=np.float64), np.asarray(y_train))
-    return float(probe.score(np.asarray(codes_test, dtype=np.float64), np.asarray(y_test)))
+    # One BLAS thread: lbfgs on redundant codes is sensitive to the summation order, and the
+    # probe must give the same accuracy whatever the machine's thread count.
+    with threadpool_limits(limits=1):
+        probe.fit(np.asarray(codes_train, dtype=np.float64), np.asarray(y_train))
+        return float(probe.score(np.asarray(codes_test, dtype=np.float64), np.asarray(y_test)))
 
 
 def evaluate(model, data, probe: bool = True) -> dict:
