@@ -39,24 +39,20 @@ def correlation_grid(matrices: dict, ncols: int = 2, fig=None):
     return fig
 
 
-def grouped_bars(frame, group: str, metrics: dict, title: str | None = None, fig=None, vertical=False):
-    """One bar panel per metric {column: axis label}; bars = mean over seeds, whiskers = sd.
-    Panels side by side, or stacked when ``vertical``; drawn into ``fig`` when given."""
+def grouped_bars(frame, group: str, metrics: dict, fig=None):
+    """One bar panel per metric {column: axis label}, side by side; bars = mean over seeds,
+    whiskers = sd. Drawn into ``fig`` (a Figure or SubFigure) when given."""
     n = len(metrics)
     if fig is None:
-        size = (4.5, 2.6 * n) if vertical else (4.2 * n, 3.6)
-        fig = plt.figure(figsize=size, layout="constrained")
-    axes = fig.subplots(n, 1, squeeze=False)[:, 0] if vertical else fig.subplots(1, n, squeeze=False)[0]
+        fig = plt.figure(figsize=(4.2 * n, 3.6), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
     grouped = frame.groupby(group, sort=False)
     for ax, (col, label) in zip(axes, metrics.items(), strict=True):
         mean, sd = grouped[col].mean(), grouped[col].std(ddof=1).fillna(0)
         ax.bar(range(len(mean)), mean.values, yerr=sd.values, capsize=4,
                color=plt.cm.tab10(np.arange(len(mean)) % 10))
         ax.set_xticks(range(len(mean)), [str(i) for i in mean.index])
-        ax.set(ylabel=label)
-    axes[-1].set_xlabel(group)
-    if title:
-        fig.suptitle(title)
+        ax.set(ylabel=label, xlabel=group)
     return fig
 
 

@@ -34,13 +34,13 @@ def read_glued(notebook) -> dict:
     return values
 
 
-def reglue(notebook, prefix: str = "") -> dict:
+def reglue(notebook) -> dict:
     """Glue, in the running notebook, every number or string glued in ``notebook``'s stored
-    outputs (figures and tables are skipped), under ``prefix + name``. Returns the values."""
+    outputs (figures and tables are skipped), under the same names. Returns the values."""
     from myst_nb import glue
 
     values = {k: v for k, v in read_glued(notebook).items()
               if isinstance(v, (int, float, str)) and not str(v).startswith("<")}
     for name, value in values.items():
-        glue(prefix + name, value, display=False)
+        glue(name, value, display=False)
     return values
