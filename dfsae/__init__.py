@@ -9,7 +9,8 @@ Quick start::
     print(dfsae.evaluate(model, data))
 """
 
-from .data import Dataset, load_dataset
+from . import checkpoint
+from .data import Dataset, load_activations, load_dataset
 from .metrics import evaluate
 from .model import DecoderFreeSAE, StandardSAE, TopKSAE
 from .objective import (
@@ -26,7 +27,8 @@ from .training import History, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "Dataset", "load_dataset", "evaluate", "DecoderFreeSAE", "StandardSAE", "TopKSAE",
+    "checkpoint", "Dataset", "load_activations", "load_dataset", "evaluate", "DecoderFreeSAE",
+    "StandardSAE", "TopKSAE",
     "DecoderFreeObjective", "SAEObjective", "TopKObjective", "decorrelation_loss", "lse_loss",
     "variance_loss", "weight_orthogonality_loss", "History", "train",
 ]

@@ -153,3 +153,22 @@ def load_mnist(data_dir=None, download: bool = True) -> Dataset:
     x_train, y_train = load_mnist_split("train", data_dir, download)
     x_test, y_test = load_mnist_split("test", data_dir, download)
     return Dataset(x_train, y_train, x_test, y_test, "mnist")
+
+
+def load_activations(source, dtype=torch.float32) -> torch.Tensor:
+    """Activations to train on, as a finite (n_samples, d) tensor of ``dtype``.
+
+    ``source`` is a tensor, a numpy array, or the path of a ``.npy`` file (read memory-mapped,
+    then copied) or a ``.pt`` file holding one tensor.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"activations file {path} not found")
+        if path.suffix == ".npy":
+            source = np.array(np.load(path, mmap_mode="r"))
+        elif path.suffix == ".pt":
+            source = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            raise ValueError(f"activations file {path} must end in .npy or .pt")
+    return _checks.as_matrix("activations", source, dtype=dtype)

@@ -58,11 +58,13 @@ def validate_parameters(*, dataset="mnist5k", hidden_dim=64, activation="relu", 
 
 def build(family: str, input_dim: int, hidden_dim: int, seed: int, *, activation="relu",
           lambda_lse=1.0, lambda_var=1.0, lambda_tc=1.0, lambda_wr=0.0, lse_reduction="mean",
-          l1_coefficient=1e-3, l1_weighting="plain", unit_norm_decoder=False, k=None):
+          l1_coefficient=1e-3, l1_weighting="plain", unit_norm_decoder=False, unit_norm_rows=False,
+          k=None):
     """A freshly initialised (model, objective) pair of ``family``."""
     _checks.choice("family", family, FAMILIES)
     if family == "decoder_free":
-        return (DecoderFreeSAE(input_dim, hidden_dim, activation=activation, seed=seed),
+        return (DecoderFreeSAE(input_dim, hidden_dim, activation=activation, seed=seed,
+                               unit_norm_rows=unit_norm_rows),
                 DecoderFreeObjective(lambda_lse, lambda_var, lambda_tc, lambda_wr, lse_reduction))
     if family == "sae":
         return (StandardSAE(input_dim, hidden_dim, unit_norm_decoder=unit_norm_decoder, seed=seed),
@@ -73,13 +75,15 @@ def build(family: str, input_dim: int, hidden_dim: int, seed: int, *, activation
 
 
 def run(family: str, data, *, hidden_dim=64, seed=0, epochs=100, batch_size=128, lr=1e-3,
-        optimizer="adam", device="cpu", progress=False, probe=True, **model_options):
-    """Build, train and evaluate one model. Returns ``(model, history, metrics_dict)``."""
+        optimizer="adam", device="cpu", progress=False, probe=True, eval_data=None, **model_options):
+    """Build, train (on ``data.x_train``) and evaluate one model. Returns ``(model, history,
+    metrics_dict)``. ``eval_data`` (default ``data``) is the dataset :func:`evaluate` reads,
+    e.g. a subsample of the training set for the post-hoc decoder when the full one is large."""
     model, objective = build(family, data.x_train.shape[1], hidden_dim, seed, **model_options)
     history = train(model, objective, data.x_train, epochs=epochs, batch_size=batch_size, lr=lr,
                     optimizer=optimizer, seed=seed, device=device, progress=progress)
     model.cpu()
-    metrics = evaluate(model, data, probe=probe)
+    metrics = evaluate(model, data if eval_data is None else eval_data, probe=probe)
     metrics["seconds"] = history.seconds
     return model, history, metrics
 
@@ -92,6 +96,29 @@ def run_seeds(family: str, data, seeds, label=None, progress=True, **options):
         rows.append({"config": label or family, "seed": seed, **metrics})
         models[seed], histories[seed] = model, history
     return pd.DataFrame(rows), models, histories
+
+
+def run_grid(points, data, seeds=(0,), progress=True, desc="grid", **budget):
+    """:func:`run_seeds` for each point of a sweep; one row per (point, seed).
+
+    ``points`` is a list of dicts, each with ``"family"``, a ``"label"`` and that family's
+    options (``lambda_var``, ``l1_coefficient``, ``k``, ``lr``, ...); options given in a point
+    override ``budget``. Every option of a point also becomes a column of the result, so a
+    frontier can be plotted straight from it. Returns (DataFrame, {(label, seed): model}, {...: history}).
+    """
+    points = list(points)
+    for p in points:
+        if "family" not in p or "label" not in p:
+            raise ValueError(f"each point needs a 'family' and a 'label'; got {p!r}")
+    frames, models, histories = [], {}, {}
+    for point in tqdm(points, desc=desc, disable=not progress, leave=False):
+        options = {k: v for k, v in point.items() if k not in ("family", "label")}
+        frame, m, h = run_seeds(point["family"], data, seeds, label=point["label"], progress=False,
+                                **{**budget, **options})
+        frames.append(frame.assign(family=point["family"], **options))
+        models.update({(point["label"], s): v for s, v in m.items()})
+        histories.update({(point["label"], s): v for s, v in h.items()})
+    return pd.concat(frames, ignore_index=True), models, histories
 
 
 def mean_sd_table(frame: pd.DataFrame, by: str, columns, digits: int = 3) -> pd.DataFrame:

@@ -91,14 +91,17 @@ def optimal_scale(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     return float((x * x_hat).sum()) / denom if denom > 0 else 0.0
 
 
-def linear_decoder_fvu(codes_train, x_train, codes_test, x_test, ridge: float = 1e-6) -> float:
+def linear_decoder_fvu(codes_train, x_train, codes_test, x_test, ridge: float = 1e-6,
+                       return_train: bool = False):
     """FVU on the test set of the least-squares affine decoder x̂ = M a + m fitted on the
-    training codes (a small ridge keeps it well posed when codes are collinear or dead)."""
+    training codes (a small ridge keeps it well posed when codes are collinear or dead).
+    With ``return_train=True`` returns ``(test FVU, training FVU)``."""
     a = torch.cat([codes_train.double(), torch.ones(len(codes_train), 1, dtype=torch.float64)], 1)
     gram = a.T @ a + ridge * len(a) * torch.eye(a.shape[1], dtype=torch.float64)
     coef = torch.linalg.solve(gram, a.T @ x_train.double())
     a_test = torch.cat([codes_test.double(), torch.ones(len(codes_test), 1, dtype=torch.float64)], 1)
-    return fvu(x_test, a_test @ coef)
+    test = fvu(x_test, a_test @ coef)
+    return (test, fvu(x_train, a @ coef)) if return_train else test
 
 
 def responsibility_stats(energies: torch.Tensor) -> dict:
@@ -135,7 +138,8 @@ def evaluate(model, data, probe: bool = True) -> dict:
 
     Reconstructions reported: ``fvu_wt`` (x̂ = Wᵀa, W the encoder), ``fvu_wt_scaled``
     (x̂ = c·Wᵀa, c fitted on the training set), ``fvu_linear`` (post-hoc affine decoder
-    fitted on training codes) and, for models with a decoder, ``fvu_own``.
+    fitted on training codes; ``fvu_linear_train`` is its error on the training set, for
+    model selection without the test set) and, for models with a decoder, ``fvu_own``.
     """
     codes_train, codes = encode(model, data.x_train), encode(model, data.x_test)
     x_train, x_test = data.x_train, data.x_test
@@ -145,6 +149,7 @@ def evaluate(model, data, probe: bool = True) -> dict:
     red = redundancy(codes, live) if n_live >= 2 else float("nan")
     W = model.W.detach().cpu()
     c = optimal_scale(x_train, codes_train.to(W.dtype) @ W)
+    fvu_linear, fvu_linear_train = linear_decoder_fvu(codes_train, x_train, codes, x_test, return_train=True)
     out = {
         "dead": int(dead.sum()),
         "dead_frac": float(dead.double().mean()),
@@ -157,7 +162,8 @@ def evaluate(model, data, probe: bool = True) -> dict:
         "fvu_wt_scaled": fvu(x_test, c * (codes @ W)),
         "wt_scale": c,
         "mse_wt_scaled": mse(x_test, c * (codes @ W)),
-        "fvu_linear": linear_decoder_fvu(codes_train, x_train, codes, x_test),
+        "fvu_linear": fvu_linear,
+        "fvu_linear_train": fvu_linear_train,
         "weight_norm": float(W.norm()),
         "params": model.num_parameters(),
     }

@@ -75,12 +75,20 @@ class DecoderFreeSAE(_SAEBase):
         φ, one of ``"relu"``, ``"softplus"``, ``"identity"``.
     seed : int or None
         Seeds the weight initialisation (independent of torch's global RNG).
+    unit_norm_rows : bool
+        Keep every row w_j at unit L2 norm: rows are renormalised after every optimiser
+        step (``after_step``). −log Var(A_j) can otherwise be lowered without limit by
+        growing ‖w_j‖; with unit rows only the bias and the directions are learned.
     """
 
-    def __init__(self, input_dim: int, hidden_dim: int, activation: str = "relu", seed=None):
+    def __init__(self, input_dim: int, hidden_dim: int, activation: str = "relu", seed=None,
+                 unit_norm_rows: bool = False):
         super().__init__(input_dim, hidden_dim)
         self.activation = _checks.choice("activation", activation, ACTIVATIONS)
+        self.unit_norm_rows = bool(unit_norm_rows)
         _init_linear(self.encoder, _generator(seed))
+        if self.unit_norm_rows:
+            self.after_step()
 
     def energies(self, x: torch.Tensor) -> torch.Tensor:
         """E = φ(W x + b), shape (n, K)."""
@@ -105,6 +113,12 @@ class DecoderFreeSAE(_SAEBase):
     def implicit_decode(self, codes: torch.Tensor) -> torch.Tensor:
         """§4.5 implicit decoder: x̂ = Wᵀ a, i.e. ``codes @ W`` for a batch, shape (n, D)."""
         return codes @ self.W
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Called by :func:`dfsae.training.train` after each optimiser step: renormalises the rows."""
+        if self.unit_norm_rows:
+            self.W.div_(self.W.norm(dim=1, keepdim=True).clamp_min(1e-12))
 
 
 class StandardSAE(_SAEBase):

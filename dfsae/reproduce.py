@@ -24,8 +24,8 @@ from pathlib import Path
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 # Execution order: experiments before the pages that quote them.
 ORDER = ["01_introduction", "02_background", "03_infomax", "04_objective", "05_1_identity",
-         "05_2_ablation", "05_3_benchmark", "06_discussion", "07_conclusion", "00_abstract",
-         "A1_decoder_tax", "99_reproduce"]
+         "05_2_ablation", "05_3_benchmark", "05_4_comparison", "05_5_dynamics", "05_6_language_model",
+         "06_discussion", "07_conclusion", "00_abstract", "A1_decoder_tax", "99_reproduce"]
 
 
 def _source(name: str) -> Path:

@@ -16,9 +16,11 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 @dataclass
 class History:
-    """Per-epoch means of every loss term (unweighted) and of the total loss."""
+    """Per-epoch means of every loss term (unweighted) and of the total loss, and the
+    Frobenius norm ‖W‖ of the encoder weights at the end of each epoch."""
 
     terms: dict = field(default_factory=dict)
+    weight_norm: list = field(default_factory=list)
     seconds: float = 0.0
 
     def append(self, sums: dict, n_batches: int) -> None:
@@ -32,6 +34,8 @@ class History:
         import pandas as pd
 
         frame = pd.DataFrame(self.terms)
+        if len(self.weight_norm) == len(frame):
+            frame["weight_norm"] = self.weight_norm
         frame.index = pd.RangeIndex(1, len(frame) + 1, name="epoch")
         return frame
 
@@ -128,6 +132,7 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value.detach()
         history.append({k: float(v) for k, v in sums.items()}, n_batches)
+        history.weight_norm.append(float(model.W.detach().norm()))
     model.eval()
     history.seconds = time.perf_counter() - start
     return history

@@ -93,3 +93,21 @@ def test_hashes_agree_with_published_sums():
     sums = dict(line.split()[::-1] for line in (SHARED / "SHA256SUMS").read_text().splitlines() if line)
     for name, digest in sums.items():
         assert D.MNIST_FILES[name] == f"sha256:{digest}"
+
+
+def test_load_activations_from_tensor_npy_and_pt(tmp_path):
+    x = np.random.default_rng(0).normal(size=(7, 5))
+    np.save(tmp_path / "a.npy", x)
+    torch.save(torch.from_numpy(x), tmp_path / "a.pt")
+    for source in (x, torch.from_numpy(x), tmp_path / "a.npy", str(tmp_path / "a.pt")):
+        out = D.load_activations(source)
+        assert out.dtype == torch.float32 and torch.allclose(out, torch.from_numpy(x).float())
+    with pytest.raises(FileNotFoundError, match="absent.npy"):
+        D.load_activations(tmp_path / "absent.npy")
+    (tmp_path / "a.csv").write_text("1,2\n")
+    with pytest.raises(ValueError, match=".npy or .pt"):
+        D.load_activations(tmp_path / "a.csv")
+    with pytest.raises(ValueError, match="NaN"):
+        D.load_activations(np.array([[1.0, np.nan]]))
+    with pytest.raises(ValueError, match="2-D"):
+        D.load_activations(np.ones(3))

@@ -52,3 +52,18 @@ def test_save_results_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
         ex.save_results(pd.DataFrame({"x": [1]}), tmp_path / "r.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
     assert (tmp_path / "r.csv").read_text() == "old\n"
+
+
+def test_run_grid_one_row_per_point_and_seed(digits):
+    small = type(digits)(digits.x_train[::16], digits.y_train[::16], digits.x_test[::8], digits.y_test[::8],
+                         "small")
+    points = [{"family": "sae", "label": "sae", "l1_coefficient": 0.1},
+              {"family": "topk", "label": "k=3", "k": 3, "lr": 3e-3}]
+    frame, models, _ = ex.run_grid(points, small, seeds=[0, 1], hidden_dim=8, epochs=1, batch_size=64,
+                                   progress=False)
+    assert list(frame.config) == ["sae", "sae", "k=3", "k=3"] and list(frame.seed) == [0, 1, 0, 1]
+    assert frame.k.isna().tolist() == [True, True, False, False]
+    assert (frame[frame.config == "k=3"].l0 <= 3).all() and frame.lr.tolist()[2:] == [3e-3, 3e-3]
+    assert set(models) == {("sae", 0), ("sae", 1), ("k=3", 0), ("k=3", 1)}
+    with pytest.raises(ValueError, match="family"):
+        ex.run_grid([{"label": "x"}], small)

@@ -43,6 +43,17 @@ def test_linear_decoder_recovers_an_affine_map():
     assert metrics.linear_decoder_fvu(a[:150], x[:150], a[150:], x[150:], ridge=0) < 1e-20
 
 
+def test_linear_decoder_training_fvu_matches_numpy_lstsq():
+    g = np.random.default_rng(3)
+    a, x = g.random((120, 5)), g.normal(size=(120, 7))
+    design = np.hstack([a, np.ones((120, 1))])
+    coef, *_ = np.linalg.lstsq(design, x, rcond=None)
+    expected = ((x - design @ coef) ** 2).sum() / ((x - x.mean(0)) ** 2).sum()
+    t = torch.from_numpy
+    _, train_fvu = metrics.linear_decoder_fvu(t(a), t(x), t(a[:10]), t(x[:10]), ridge=0, return_train=True)
+    assert abs(train_fvu - expected) < 1e-10 and 0.5 < expected < 1
+
+
 def test_responsibility_stats_uniform_and_peaked():
     uniform = metrics.responsibility_stats(torch.zeros(10, 8))
     assert abs(uniform["resp_entropy"] - np.log(8)) < 1e-12

@@ -46,6 +46,21 @@ def test_history_has_every_term_per_epoch(digits):
     assert list(history.to_frame().index) == [1, 2, 3]
 
 
+def test_weight_norm_recorded_and_unit_norm_rows(digits):
+    """‖W‖ is recorded after every epoch; without a constraint −log Var grows it, unit-norm rows
+    pin every row at norm 1 (so ‖W‖_F = √K) however long the model trains."""
+    free, history = train_digits(digits, DecoderFreeObjective(), epochs=4)
+    assert len(history.weight_norm) == 4
+    assert abs(history.weight_norm[-1] - free.W.detach().double().norm().item()) < 1e-4
+    assert history.weight_norm[-1] > history.weight_norm[0] > DecoderFreeSAE(784, 64, seed=0).W.norm().item()
+    assert list(history.to_frame().columns)[-1] == "weight_norm"
+    pinned = DecoderFreeSAE(784, 64, seed=0, unit_norm_rows=True)
+    assert torch.allclose(pinned.W.norm(dim=1), torch.ones(64))
+    h = dfsae.train(pinned, DecoderFreeObjective(), digits.x_train, epochs=2, progress=False)
+    assert torch.allclose(pinned.W.detach().norm(dim=1), torch.ones(64), atol=1e-5)
+    assert all(abs(n - 8.0) < 1e-3 for n in h.weight_norm)
+
+
 def test_baselines_train_and_reduce_reconstruction(digits):
     x = digits.x_train[:1024]
     for model, objective in ((StandardSAE(784, 32, seed=0), SAEObjective(1e-3)),

