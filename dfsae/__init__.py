@@ -11,17 +11,10 @@ Quick start::
 
 from . import checkpoint
 from .data import Dataset, load_activations, load_dataset
+from .losses import decorrelation_loss, lse_loss, variance_loss, weight_orthogonality_loss
 from .metrics import evaluate
 from .model import DecoderFreeSAE, StandardSAE, TopKSAE
-from .objective import (
-    DecoderFreeObjective,
-    SAEObjective,
-    TopKObjective,
-    decorrelation_loss,
-    lse_loss,
-    variance_loss,
-    weight_orthogonality_loss,
-)
+from .objective import DecoderFreeObjective, Objective, SAEObjective, TopKObjective
 from .training import History, train
 
 __version__ = "0.1.0"
@@ -29,6 +22,6 @@ __version__ = "0.1.0"
 __all__ = [
     "checkpoint", "Dataset", "load_activations", "load_dataset", "evaluate", "DecoderFreeSAE",
     "StandardSAE", "TopKSAE",
-    "DecoderFreeObjective", "SAEObjective", "TopKObjective", "decorrelation_loss", "lse_loss",
+    "DecoderFreeObjective", "Objective", "SAEObjective", "TopKObjective", "decorrelation_loss", "lse_loss",
     "variance_loss", "weight_orthogonality_loss", "History", "train",
 ]

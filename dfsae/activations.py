@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import os
 import sys
 import sysconfig
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from . import _checks
+from . import validation
+from .files import publish, temporary_beside
 
 NUM_LAYERS = 6
 HIDDEN_SIZE = 384
@@ -156,14 +155,14 @@ def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, 
     texts = list(texts)
     if not texts or not all(isinstance(t, str) for t in texts):
         raise ValueError("texts must be a non-empty list of strings")
-    layer = _checks.positive_int("layer", layer, minimum=0)
+    layer = validation.positive_int("layer", layer, minimum=0)
     if layer > NUM_LAYERS:
         raise ValueError(f"layer must be between 0 (embeddings) and {NUM_LAYERS}; got {layer}")
-    n_tokens = _checks.positive_int("n_tokens", n_tokens)
-    seq_len = _checks.positive_int("seq_len", seq_len, minimum=3)
+    n_tokens = validation.positive_int("n_tokens", n_tokens)
+    seq_len = validation.positive_int("seq_len", seq_len, minimum=3)
     if seq_len > 512:
         raise ValueError(f"seq_len must be at most 512 (MiniLM's position limit); got {seq_len}")
-    batch_size = _checks.positive_int("batch_size", batch_size)
+    batch_size = validation.positive_int("batch_size", batch_size)
 
     key = cache_key(texts, layer, n_tokens, seq_len)
     path = Path(cache_dir) / f"minilm-{key[:24]}.pt" if cache_dir is not None else None
@@ -211,12 +210,7 @@ def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, 
         windows=windows, layer=layer, key=key)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with temporary_beside(path) as tmp:
             torch.save(vars(result), tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            publish(tmp, path)
     return result

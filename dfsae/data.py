@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from . import _checks
+from . import validation
 
 
 class Dataset(NamedTuple):
@@ -49,7 +49,7 @@ MNIST_FILES = {
 
 def load_dataset(name: str = "mnist5k", data_dir=None, download: bool = True) -> Dataset:
     """Load a dataset by name (``"mnist5k"`` or ``"mnist"``); see the module docstring."""
-    _checks.choice("dataset", name, DATASETS)
+    validation.choice("dataset", name, DATASETS)
     if name == "mnist5k":
         return load_mnist5k()
     return load_mnist(data_dir=data_dir, download=download)
@@ -95,7 +95,7 @@ def verify_file(path, expected: str) -> None:
 
 def fetch_mnist_file(filename: str, data_dir=None, download: bool = True) -> Path:
     """Return the verified local path of one canonical MNIST file, downloading if allowed."""
-    _checks.choice("filename", filename, MNIST_FILES)
+    validation.choice("filename", filename, MNIST_FILES)
     folder = mnist_dir(data_dir)
     path = folder / filename
     if not path.exists():
@@ -139,7 +139,7 @@ def read_idx(path) -> np.ndarray:
 
 def load_mnist_split(split: str, data_dir=None, download: bool = True):
     """Images (n, 784) float32 in [0, 1] and labels (n,) int64 for ``split`` in {"train", "test"}."""
-    prefix = {"train": "train", "test": "t10k"}[_checks.choice("split", split, ("train", "test"))]
+    prefix = {"train": "train", "test": "t10k"}[validation.choice("split", split, ("train", "test"))]
     images = read_idx(fetch_mnist_file(f"{prefix}-images-idx3-ubyte.gz", data_dir, download))
     labels = read_idx(fetch_mnist_file(f"{prefix}-labels-idx1-ubyte.gz", data_dir, download))
     if images.shape[0] != labels.shape[0]:
@@ -171,4 +171,4 @@ def load_activations(source, dtype=torch.float32) -> torch.Tensor:
             source = torch.load(path, map_location="cpu", weights_only=True)
         else:
             raise ValueError(f"activations file {path} must end in .npy or .pt")
-    return _checks.as_matrix("activations", source, dtype=dtype)
+    return validation.as_matrix("activations", source, dtype=dtype)

@@ -51,3 +51,37 @@ def global_moments(codes: torch.Tensor):
     mean = all_reduce(codes.sum(dim=0)) / n
     var = all_reduce((codes * codes).sum(dim=0)) / n - mean * mean
     return n, mean, var.clamp_min(0.0)
+
+
+class Shard:
+    """This process's share of each global batch, and the model wrapper that goes with it.
+
+    With one process it is the identity. With N processes each takes ``batch_size / N`` rows of
+    every global batch (in rank order) and the model is wrapped in DistributedDataParallel.
+    """
+
+    def __init__(self, world: int, rank: int, share: int):
+        self.world, self.rank, self.share = world, rank, share
+
+    @classmethod
+    def of(cls, batch_size: int, objective) -> Shard:
+        """Check that training can be split and return the shard; raise ``ValueError`` if not."""
+        world = world_size()
+        if world == 1:
+            return cls(1, 0, batch_size)
+        if batch_size % world:
+            raise ValueError(f"batch_size={batch_size} must be divisible by the {world} processes")
+        if not getattr(objective, "supports_distributed", False):
+            raise ValueError(f"{type(objective).__name__} does not compute its statistics across processes; "
+                             "distributed training is implemented for DecoderFreeObjective")
+        return cls(world, dist.get_rank(), batch_size // world)
+
+    def local(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch if self.world == 1 else batch[self.rank * self.share:(self.rank + 1) * self.share]
+
+    def wrap(self, model):
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        return DistributedDataParallel(model)

@@ -23,8 +23,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .model import DecoderFreeSAE, StandardSAE
-
 
 @torch.no_grad()
 def encode(model, x, batch_size: int = 4096) -> torch.Tensor:
@@ -76,7 +74,11 @@ def l0(codes: torch.Tensor) -> float:
 def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     """Fraction of variance unexplained, Σ‖x − x̂‖² / Σ‖x − x̄‖²."""
     x, x_hat = x.double(), x_hat.double()
-    return float(((x - x_hat) ** 2).sum() / ((x - x.mean(dim=0)) ** 2).sum())
+    total = ((x - x.mean(dim=0)) ** 2).sum()
+    if total == 0:
+        raise ValueError("FVU is undefined: the inputs have zero variance (every row is the same), so "
+                         "there is no variance to explain; evaluate on inputs that vary")
+    return float(((x - x_hat) ** 2).sum() / total)
 
 
 def mse(x: torch.Tensor, x_hat: torch.Tensor) -> float:
@@ -167,11 +169,11 @@ def evaluate(model, data, probe: bool = True) -> dict:
         "weight_norm": float(W.norm()),
         "params": model.num_parameters(),
     }
-    if isinstance(model, StandardSAE):
+    if model.has_decoder:
         with torch.no_grad():
             x_hat = model.decode(codes.to(W.dtype))
             out["fvu_own"], out["mse_own"] = fvu(x_test, x_hat), mse(x_test, x_hat)
-    if isinstance(model, DecoderFreeSAE):
+    if model.family == "decoder_free":
         stats = responsibility_stats(codes)
         stats.pop("usage")
         out.update(stats)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import _checks
+from . import validation
 
 ACTIVATIONS = {
     "relu": F.relu,
@@ -37,14 +37,17 @@ def _init_linear(layer: nn.Linear, generator: torch.Generator | None) -> None:
 def _generator(seed: int | None) -> torch.Generator | None:
     if seed is None:
         return None
-    return torch.Generator().manual_seed(_checks.positive_int("seed", seed, minimum=0))
+    return torch.Generator().manual_seed(validation.positive_int("seed", seed, minimum=0))
 
 
 class _SAEBase(nn.Module):
+    family: str = ""            # the family's one name, used by checkpoints, metrics and experiments
+    has_decoder: bool = False   # a trained decoder (decode) besides the encoder
+
     def __init__(self, input_dim: int, hidden_dim: int):
         super().__init__()
-        self.input_dim = _checks.positive_int("input_dim", input_dim)
-        self.hidden_dim = _checks.positive_int("hidden_dim", hidden_dim)
+        self.input_dim = validation.positive_int("input_dim", input_dim)
+        self.hidden_dim = validation.positive_int("hidden_dim", hidden_dim)
         self.encoder = nn.Linear(self.input_dim, self.hidden_dim)
 
     @property
@@ -55,10 +58,13 @@ class _SAEBase(nn.Module):
     def check_input(self, x) -> torch.Tensor:
         """Validate ``x`` (2-D, finite, width ``input_dim``) and move it to the model's device."""
         p = self.encoder.weight
-        return _checks.as_matrix("x", x, width=self.input_dim, dtype=p.dtype).to(p.device)
+        return validation.as_matrix("x", x, width=self.input_dim, dtype=p.dtype).to(p.device)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def after_step(self) -> None:
+        """Called by :func:`dfsae.training.train` after every optimiser step (constraints on the weights)."""
 
 
 class DecoderFreeSAE(_SAEBase):
@@ -81,10 +87,12 @@ class DecoderFreeSAE(_SAEBase):
         growing ‖w_j‖; with unit rows only the bias and the directions are learned.
     """
 
+    family = "decoder_free"
+
     def __init__(self, input_dim: int, hidden_dim: int, activation: str = "relu", seed=None,
                  unit_norm_rows: bool = False):
         super().__init__(input_dim, hidden_dim)
-        self.activation = _checks.choice("activation", activation, ACTIVATIONS)
+        self.activation = validation.choice("activation", activation, ACTIVATIONS)
         self.unit_norm_rows = bool(unit_norm_rows)
         _init_linear(self.encoder, _generator(seed))
         if self.unit_norm_rows:
@@ -139,6 +147,9 @@ class StandardSAE(_SAEBase):
     objective.
     """
 
+    family = "standard"
+    has_decoder = True
+
     def __init__(self, input_dim: int, hidden_dim: int, unit_norm_decoder: bool = False, seed=None):
         super().__init__(input_dim, hidden_dim)
         self.decoder = nn.Linear(self.hidden_dim, self.input_dim)
@@ -183,9 +194,11 @@ class TopKSAE(StandardSAE):
     Decoder columns are kept at unit norm by default.
     """
 
+    family = "topk"
+
     def __init__(self, input_dim: int, hidden_dim: int, k: int, unit_norm_decoder: bool = True, seed=None):
         super().__init__(input_dim, hidden_dim, unit_norm_decoder=unit_norm_decoder, seed=seed)
-        self.k = _checks.positive_int("k", k)
+        self.k = validation.positive_int("k", k)
         if self.k > self.hidden_dim:
             raise ValueError(f"k={k} must be <= hidden_dim={hidden_dim}")
 
@@ -194,3 +207,7 @@ class TopKSAE(StandardSAE):
         z = self.pre_activations(x)
         top = torch.topk(z, self.k, dim=-1)
         return torch.zeros_like(z).scatter(-1, top.indices, F.relu(top.values))
+
+
+FAMILIES = {cls.family: cls for cls in (DecoderFreeSAE, StandardSAE, TopKSAE)}
+"""The model families by their one name: ``decoder_free``, ``standard``, ``topk``."""

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from . import _checks
 from . import distributed as dist_stats
+from . import validation
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
@@ -22,6 +22,8 @@ class History:
     terms: dict = field(default_factory=dict)
     weight_norm: list = field(default_factory=list)
     seconds: float = 0.0
+    compiled: bool = False
+    compile_seconds: float = 0.0  # the first step's time beyond a typical step's, when compiled
 
     def append(self, sums: dict, n_batches: int) -> None:
         for name, value in sums.items():
@@ -40,8 +42,22 @@ class History:
         return frame
 
 
+COMPILE_MIN_UNITS = 4096   # below this the step is too cheap for compilation to pay off
+COMPILE_MIN_STEPS = 500    # ... and the ~30 s of compilation needs this many steps to pay back
+
+
+def should_compile(compile, hidden_dim: int, steps: int) -> bool:
+    """``compile`` as a bool: ``"auto"`` means a dictionary of at least ``COMPILE_MIN_UNITS``
+    units trained for at least ``COMPILE_MIN_STEPS`` steps."""
+    if compile == "auto":
+        return hidden_dim >= COMPILE_MIN_UNITS and steps >= COMPILE_MIN_STEPS
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
+    return compile
+
+
 def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer="adam",
-          seed=0, device="cpu", progress=True, drop_last=True) -> History:
+          seed=0, device="cpu", progress=True, drop_last=True, compile=False) -> History:
     """Train ``model`` on the rows of ``x`` by minimising ``objective(model, batch)``.
 
     Mini-batches are drawn without replacement from a permutation made by a generator
@@ -52,7 +68,8 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     Parameters
     ----------
     model : DecoderFreeSAE, StandardSAE or TopKSAE
-    objective : DecoderFreeObjective, SAEObjective or TopKObjective (matching the model)
+    objective : an :class:`dfsae.objective.Objective` for this model's family (DecoderFreeObjective,
+        SAEObjective or TopKObjective)
     x : (n, input_dim) tensor or array, finite
     epochs, batch_size : int, ≥ 1 and ≥ 2 respectively
     lr : float > 0
@@ -60,10 +77,15 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     seed : int ≥ 0, seeds the batch order
     device : "cpu" or "cuda"
     progress : bool, show a tqdm bar over epochs
+    compile : bool or "auto"
+        Compile the loss (model forward and objective) with ``torch.compile`` before the first
+        step; the compilation time is reported as ``History.compile_seconds``. ``"auto"``
+        compiles only where it pays off (:func:`should_compile`).
 
     Returns
     -------
-    History with a list per loss term (``history["lse"]``, ...), plus ``"total"``.
+    History
+        One value per epoch for each loss term (``history["lse"]``, ...) and ``history["total"]``.
 
     Inside an initialised ``torch.distributed`` process group (e.g. launched by ``torchrun``)
     every process passes the same ``x`` and ``seed``; each global batch of ``batch_size``
@@ -72,67 +94,65 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     global batch, so N processes follow the same trajectory as one process would.
     """
     # Validate everything before doing any work.
-    types = getattr(objective, "model_types", None)
-    if types is None or not isinstance(model, types):
-        expected = [t.__name__ for t in types] if types else "a dfsae objective"
-        raise ValueError(f"objective {objective!r} cannot train a {type(model).__name__}; "
-                         f"it expects {expected}")
-    epochs = _checks.positive_int("epochs", epochs)
-    batch_size = _checks.positive_int("batch_size", batch_size, minimum=2)
-    lr = _checks.positive_float("lr", lr)
-    _checks.choice("optimizer", optimizer, OPTIMIZERS)
-    seed = _checks.positive_int("seed", seed, minimum=0)
-    dev = _checks.device("device", device)
+    expected = getattr(objective, "model_type", None)
+    if expected is None or not isinstance(model, expected):
+        name = expected.__name__ if expected else "a dfsae objective (see dfsae.objective.Objective)"
+        raise ValueError(f"objective {objective!r} cannot train a {type(model).__name__}; it expects {name}")
+    epochs = validation.positive_int("epochs", epochs)
+    batch_size = validation.positive_int("batch_size", batch_size, minimum=2)
+    lr = validation.positive_float("lr", lr)
+    validation.choice("optimizer", optimizer, OPTIMIZERS)
+    seed = validation.positive_int("seed", seed, minimum=0)
+    dev = validation.device("device", device)
     x = model.check_input(x)
     n = x.shape[0]
     if batch_size > n:
         raise ValueError(f"batch_size={batch_size} is larger than the {n} training inputs")
-    world = dist_stats.world_size()
-    if world > 1:
-        if batch_size % world or batch_size // world < 1:
-            raise ValueError(f"batch_size={batch_size} must be divisible by the {world} processes")
-        from .objective import DecoderFreeObjective
-
-        if not isinstance(objective, DecoderFreeObjective):
-            raise ValueError("distributed training is implemented for DecoderFreeObjective only")
+    shard = dist_stats.Shard.of(batch_size, objective)
+    n_batches = n // batch_size if drop_last else -(-n // batch_size)
+    compiled = should_compile(compile, model.hidden_dim, epochs * n_batches)
 
     model.to(dev)
     x = x.to(dev)
     opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    if hasattr(objective, "generator"):  # probes of the estimated decorrelation, same on every process
-        objective.generator = torch.Generator().manual_seed(seed + 1)
-    trained = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        trained = DistributedDataParallel(model)
-    share = batch_size // world
-    rank = torch.distributed.get_rank() if world > 1 else 0
-    n_batches = n // batch_size if drop_last else -(-n // batch_size)
-    history = History()
+    objective.reset(seed + 1)  # e.g. the probes of the estimated decorrelation, the same on every process
+    trained = shard.wrap(model)
+    loss_of = torch.compile(objective.__call__) if compiled else objective
+    history = History(compiled=compiled)
+    step_seconds = []
     start = time.perf_counter()
     model.train()
-    for _ in tqdm(range(epochs), desc=type(model).__name__, disable=not progress, leave=False):
+    for epoch in tqdm(range(1, epochs + 1), desc=type(model).__name__, disable=not progress, leave=False):
         order = torch.randperm(n, generator=generator).to(dev)
-        sums = {}
+        sums, used = {}, 0
         for b in range(n_batches):
-            batch = x[order[b * batch_size:(b + 1) * batch_size]]
-            if world > 1:
-                batch = batch[rank * share:(rank + 1) * share]
-            if batch.shape[0] < 2 and getattr(objective, "needs_batch_statistics", False) and world == 1:
-                continue
-            loss, terms = objective(trained, batch)
+            batch = shard.local(x[order[b * batch_size:(b + 1) * batch_size]])
+            if batch.shape[0] < 2 and objective.needs_batch_statistics and shard.world == 1:
+                continue  # a last batch of one input has no batch statistics; it is not averaged in
+            tic = time.perf_counter()
+            loss, terms = loss_of(trained, batch)
+            if not torch.isfinite(loss):
+                value = loss.detach().item()
+                raise FloatingPointError(
+                    f"the loss became {value} in epoch {epoch} (batch {b + 1} of {n_batches}): "
+                    f"training diverged. The usual cause is a learning rate too large for {optimizer!r} "
+                    f"(lr={lr:g}), or inputs on a very large scale; lower lr, rescale the inputs, or use "
+                    "optimizer='adam'.")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if hasattr(model, "after_step"):
-                model.after_step()
+            model.after_step()
             terms["total"] = loss
+            used += 1
+            if compiled and len(step_seconds) < 3:
+                step_seconds.append(time.perf_counter() - tic)
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value.detach()
-        history.append({k: float(v) for k, v in sums.items()}, n_batches)
+        history.append({k: float(v) for k, v in sums.items()}, used)
         history.weight_norm.append(float(model.W.detach().norm()))
     model.eval()
     history.seconds = time.perf_counter() - start
+    if compiled and step_seconds:
+        history.compile_seconds = max(0.0, step_seconds[0] - min(step_seconds))
     return history

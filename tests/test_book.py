@@ -78,3 +78,17 @@ def test_no_missing_glue_or_citation(html):
         text = page.read_text()
         assert "glue:" not in text.replace("glue:figure", "") or page.name == "searchindex.js"
         assert "??" not in re.sub(r"<[^>]+>", "", text), f"unresolved reference in {page.name}"
+
+
+def test_math_is_served_from_the_book_itself(html):
+    """No page loads MathJax from a CDN: the book renders its math with no network."""
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").exists()
+    for page in html.rglob("*.html"):
+        text = page.read_text()
+        assert "cdn.jsdelivr.net/npm/mathjax" not in text and "mathjax@" not in text, page.name
+    assert 'src="../_static/mathjax/tex-chtml.js"' in (html / "notebooks" / "02_background.html").read_text()
+
+
+def test_architecture_page_describes_the_layers(html):
+    text = (html / "architecture.html").read_text()
+    assert "dfsae.paper" in text and "FAMILIES" in text

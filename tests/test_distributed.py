@@ -19,7 +19,7 @@ def batch():
 
 def objective(method, reduction):
     obj = DecoderFreeObjective(1.0, 1.0, 1.0, 0.1, lse_reduction=reduction, decorrelation=method, n_probes=5)
-    obj.generator = torch.Generator().manual_seed(11)
+    obj.reset(11)
     return obj
 
 

@@ -4,7 +4,7 @@ import os
 import pandas as pd
 import pytest
 
-from dfsae import experiments as ex
+from dfsae.paper import experiments as ex
 
 
 @pytest.mark.parametrize("kwargs,name", [
@@ -26,6 +26,20 @@ def test_defaults_are_valid():
 def test_topk_needs_k():
     with pytest.raises(ValueError, match="k"):
         ex.build("topk", 10, 4, 0)
+
+
+def test_every_option_reaches_the_objective_by_name():
+    model, objective = ex.build("decoder_free", 10, 4, 0, activation="softplus", lambda_var=2.0,
+                                decorrelation="estimate", n_probes=3, eps=1e-4, lse_reduction="sum")
+    assert model.activation == "softplus" and objective.lambda_var == 2.0 and objective.lambda_tc == 1.0
+    assert (objective.decorrelation, objective.n_probes, objective.eps, objective.lse_reduction) == (
+        "estimate", 3, 1e-4, "sum")
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['lambda_vra'\].*lambda_var"):
+        ex.build("decoder_free", 10, 4, 0, lambda_vra=1.0)
+    with pytest.raises(ValueError, match="l1_coefficient"):
+        ex.build("topk", 10, 4, 0, k=2, l1_coefficient=0.1)
+    with pytest.raises(ValueError, match="unknown family 'sae'"):
+        ex.build("sae", 10, 4, 0)
 
 
 def test_mean_sd_table():
@@ -57,7 +71,7 @@ def test_save_results_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
 def test_run_grid_one_row_per_point_and_seed(digits):
     small = type(digits)(digits.x_train[::16], digits.y_train[::16], digits.x_test[::8], digits.y_test[::8],
                          "small")
-    points = [{"family": "sae", "label": "sae", "l1_coefficient": 0.1},
+    points = [{"family": "standard", "label": "sae", "l1_coefficient": 0.1},
               {"family": "topk", "label": "k=3", "k": 3, "lr": 3e-3}]
     frame, models, _ = ex.run_grid(points, small, seeds=[0, 1], hidden_dim=8, epochs=1, batch_size=64,
                                    progress=False)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from dfsae import losses as L
 from dfsae import objective as obj
 
 
@@ -24,7 +25,7 @@ def random_codes(n=32, k=6, seed=0):
 def test_lse_gradient_is_softmax_of_negative_energies():
     """The paper's identity, Eq. 2: ∂L_LSE/∂E_j = r_j = softmax(−E)_j."""
     energies = (5 * torch.rand(200, 17, generator=torch.Generator().manual_seed(1))).requires_grad_()
-    loss = obj.lse_loss(energies, reduction="sum")
+    loss = L.lse_loss(energies, reduction="sum")
     (grad,) = torch.autograd.grad(loss, energies)
     r = torch.softmax(-energies.detach(), dim=-1)
     assert (grad - r).abs().max().item() <= 1e-12
@@ -32,27 +33,27 @@ def test_lse_gradient_is_softmax_of_negative_energies():
 
 def test_lse_reduction_mean_divides_gradient_by_batch_size():
     energies = torch.rand(10, 4).requires_grad_()
-    (grad,) = torch.autograd.grad(obj.lse_loss(energies, "mean"), energies)
+    (grad,) = torch.autograd.grad(L.lse_loss(energies, "mean"), energies)
     assert torch.allclose(grad, torch.softmax(-energies.detach(), -1) / 10, atol=1e-15)
 
 
 def test_lse_matches_naive_formula_and_is_stable():
     e = torch.rand(7, 5) * 3
     naive = -torch.log(torch.exp(-e).sum(-1))
-    assert torch.allclose(obj.lse_loss(e, "sum"), naive.sum())
+    assert torch.allclose(L.lse_loss(e, "sum"), naive.sum())
     big = torch.tensor([[1000.0, 1001.0, 2000.0]])  # exp(-1000) underflows naively
     expected = 1000.0 - np.log(1 + np.exp(-1.0) + np.exp(-1000.0))
-    assert abs(obj.lse_loss(big).item() - expected) < 1e-9
+    assert abs(L.lse_loss(big).item() - expected) < 1e-9
 
 
 @pytest.mark.parametrize("fn", [
-    lambda a: obj.lse_loss(a, "mean"),
-    lambda a: obj.lse_loss(a, "sum"),
-    obj.variance_loss,
-    obj.decorrelation_loss,
-    obj.weight_orthogonality_loss,
-    lambda a: obj.l1_penalty(a),
-    lambda a: obj.reconstruction_loss(a, torch.ones_like(a)),
+    lambda a: L.lse_loss(a, "mean"),
+    lambda a: L.lse_loss(a, "sum"),
+    L.variance_loss,
+    L.decorrelation_loss,
+    L.weight_orthogonality_loss,
+    lambda a: L.l1_penalty(a),
+    lambda a: L.reconstruction_loss(a, torch.ones_like(a)),
 ])
 def test_gradcheck(fn):
     a = random_codes(9, 5).requires_grad_()
@@ -62,7 +63,7 @@ def test_gradcheck(fn):
 def test_variance_loss_closed_form():
     a = random_codes()
     expected = -np.log(a.numpy().var(axis=0) + 1e-6).sum()
-    assert abs(obj.variance_loss(a).item() - expected) < 1e-10
+    assert abs(L.variance_loss(a).item() - expected) < 1e-10
 
 
 def test_decorrelation_against_double_loop():
@@ -77,15 +78,15 @@ def test_decorrelation_against_double_loop():
         cov = np.mean((x[:, i] - x[:, i].mean()) * (x[:, j] - x[:, j].mean()))
         corr = cov / np.sqrt((x[:, i].var() + eps) * (x[:, j].var() + eps))
         total += corr**2
-    assert abs(obj.decorrelation_loss(a, eps).item() - total) < 1e-10
+    assert abs(L.decorrelation_loss(a, eps).item() - total) < 1e-10
 
 
 def test_weight_orthogonality_closed_form():
     w = torch.randn(4, 9)
     g = w.numpy() @ w.numpy().T
-    assert abs(obj.weight_orthogonality_loss(w).item() - ((g - np.eye(4)) ** 2).sum()) < 1e-10
+    assert abs(L.weight_orthogonality_loss(w).item() - ((g - np.eye(4)) ** 2).sum()) < 1e-10
     q, _ = torch.linalg.qr(torch.randn(9, 4))
-    assert obj.weight_orthogonality_loss(q.T).item() < 1e-20
+    assert L.weight_orthogonality_loss(q.T).item() < 1e-20
 
 
 def test_dead_unit_and_constant_batch_are_finite():
@@ -93,13 +94,13 @@ def test_dead_unit_and_constant_batch_are_finite():
     a[:, 2] = 0.0  # a dead unit
     for codes in (a, torch.full((16, 4), 3.0)):  # and a constant batch
         codes = codes.clone().requires_grad_()
-        for fn in (obj.variance_loss, obj.decorrelation_loss):
+        for fn in (L.variance_loss, L.decorrelation_loss):
             value = fn(codes)
             (grad,) = torch.autograd.grad(value, codes)
             assert torch.isfinite(value) and torch.isfinite(grad).all()
 
 
-@pytest.mark.parametrize("fn", [obj.variance_loss, obj.decorrelation_loss])
+@pytest.mark.parametrize("fn", [L.variance_loss, L.decorrelation_loss])
 def test_batch_of_one_is_rejected(fn):
     with pytest.raises(ValueError, match="at least 2"):
         fn(torch.ones(1, 3))
@@ -113,8 +114,8 @@ def test_combined_objective_weights_terms():
     objective = obj.DecoderFreeObjective(2.0, 0.5, 0.25, 0.125)
     loss, terms = objective(model, x)
     e = model.energies(x)
-    expected = (2 * obj.lse_loss(e) + 0.5 * obj.variance_loss(e) + 0.25 * obj.decorrelation_loss(e)
-                + 0.125 * obj.weight_orthogonality_loss(model.W))
+    expected = (2 * L.lse_loss(e) + 0.5 * L.variance_loss(e) + 0.25 * L.decorrelation_loss(e)
+                + 0.125 * L.weight_orthogonality_loss(model.W))
     assert torch.allclose(loss, expected)
     assert set(terms) == {"lse", "var", "tc", "wr"}
     _, terms_a = obj.DecoderFreeObjective(1, 0, 0)(model, x)

@@ -18,7 +18,7 @@ def read_glued(notebook) -> dict:
     """
     path = Path(notebook)
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found; run `python -m dfsae.reproduce` to create it")
+        raise FileNotFoundError(f"{path} not found; run `python -m dfsae.paper.reproduce` to create it")
     values = {}
     for cell in json.loads(path.read_text())["cells"]:
         for output in cell.get("outputs", []):
@@ -31,6 +31,18 @@ def read_glued(notebook) -> dict:
                 values[name] = ast.literal_eval(text)
             except (ValueError, SyntaxError):
                 values[name] = text
+    return values
+
+
+def reglue_book(book=None) -> dict:
+    """:func:`reglue` every experiment notebook of the book's table of contents (those that do
+    not quote others themselves), so a summary page can cite any glued value by its name."""
+    from .reproduce import notebooks
+
+    values = {}
+    for source in notebooks(book).values():
+        if "reglue" not in source.read_text():
+            values.update(reglue(source.with_suffix(".ipynb")))
     return values
 
 

@@ -7,71 +7,96 @@ own loops, so every experiment trains and measures models the same way.
 
 from __future__ import annotations
 
+import inspect
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from . import _checks
-from .data import DATASETS
-from .metrics import evaluate
-from .model import DecoderFreeSAE, StandardSAE, TopKSAE
-from .objective import DecoderFreeObjective, SAEObjective, TopKObjective
-from .training import OPTIMIZERS, train
+from .. import validation
+from ..data import DATASETS
+from ..files import atomic_write
+from ..metrics import evaluate
+from ..model import ACTIVATIONS, FAMILIES
+from ..objective import DecoderFreeObjective, SAEObjective, TopKObjective
+from ..training import OPTIMIZERS, train
 
-FAMILIES = ("decoder_free", "sae", "topk")
+WEIGHTS = ("lambda_lse", "lambda_var", "lambda_tc", "lambda_wr", "l1_coefficient", "l1_sweep", "df_lambdas")
 
 
 def validate_parameters(*, dataset="mnist5k", hidden_dim=64, activation="relu", epochs=100,
                         batch_size=128, lr=1e-3, optimizer="adam", seeds=(0,), device="cpu",
-                        n_samples=1, **lambdas) -> None:
+                        n_samples=1, results_dir="", **weights) -> None:
     """Check a notebook's papermill parameters before any work; raise ``ValueError``.
 
-    Keyword arguments beyond the named ones are non-negative weights (λ's, L1
-    coefficients), each a number or a non-empty list of numbers.
+    Keyword arguments beyond the named ones are non-negative weights (``WEIGHTS``), each a
+    number or a non-empty list of numbers; any other name is refused with the list of valid
+    ones, so a misspelled parameter never passes silently.
     """
-    _checks.choice("dataset", dataset, DATASETS)
-    _checks.positive_int("hidden_dim", hidden_dim)
-    _checks.choice("activation", activation, ("relu", "softplus", "identity"))
-    _checks.positive_int("epochs", epochs)
-    _checks.positive_int("batch_size", batch_size, minimum=2)
-    _checks.positive_float("lr", lr)
-    _checks.choice("optimizer", optimizer, OPTIMIZERS)
-    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__") or len(list(seeds)) == 0:
-        raise ValueError(f"seeds must be a non-empty list of integers, e.g. [0, 1, 2]; got {seeds!r}")
-    for s in seeds:
-        _checks.positive_int("seeds", s, minimum=0)
-    _checks.device("device", device)
-    _checks.positive_int("n_samples", n_samples)
-    for name, value in lambdas.items():
+    unknown = [k for k in weights if k not in WEIGHTS]
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; valid: dataset, hidden_dim, activation, epochs, "
+                         "batch_size, lr, optimizer, seeds, device, n_samples, results_dir, "
+                         f"{', '.join(WEIGHTS)}")
+    validation.choice("dataset", dataset, DATASETS)
+    validation.positive_int("hidden_dim", hidden_dim)
+    validation.choice("activation", activation, ACTIVATIONS)
+    validation.positive_int("epochs", epochs)
+    validation.positive_int("batch_size", batch_size, minimum=2)
+    validation.positive_float("lr", lr)
+    validation.choice("optimizer", optimizer, OPTIMIZERS)
+    validation.integer_list("seeds", seeds)
+    validation.device("device", device)
+    validation.positive_int("n_samples", n_samples)
+    if results_dir:
+        validation.writable_folder("results_dir", results_dir)
+    for name, value in weights.items():
+        if isinstance(value, str):
+            raise ValueError(f"{name} must be a number or a list of numbers, got the string {value!r}; "
+                             f"give lists with -y, e.g. `-y '{name}: [0.1, 1.0]'`")
         if isinstance(value, (list, tuple)):
             if not value:
                 raise ValueError(f"{name} must not be empty")
             for v in value:
-                _checks.positive_float(name, v, allow_zero=True)
+                validation.positive_float(name, v, allow_zero=True)
         else:
-            _checks.positive_float(name, value, allow_zero=True)
+            validation.positive_float(name, value, allow_zero=True)
 
 
-def build(family: str, input_dim: int, hidden_dim: int, seed: int, *, activation="relu",
-          lambda_lse=1.0, lambda_var=1.0, lambda_tc=1.0, lambda_wr=0.0, lse_reduction="mean",
-          l1_coefficient=1e-3, l1_weighting="plain", unit_norm_decoder=False, unit_norm_rows=False,
-          k=None):
-    """A freshly initialised (model, objective) pair of ``family``."""
-    _checks.choice("family", family, FAMILIES)
-    if family == "decoder_free":
-        return (DecoderFreeSAE(input_dim, hidden_dim, activation=activation, seed=seed,
-                               unit_norm_rows=unit_norm_rows),
-                DecoderFreeObjective(lambda_lse, lambda_var, lambda_tc, lambda_wr, lse_reduction))
-    if family == "sae":
-        return (StandardSAE(input_dim, hidden_dim, unit_norm_decoder=unit_norm_decoder, seed=seed),
-                SAEObjective(l1_coefficient, l1_weighting))
-    if k is None:
+OBJECTIVES = {objective.model_type.family: objective
+              for objective in (DecoderFreeObjective, SAEObjective, TopKObjective)}
+
+
+def _keywords(cls, skip=()) -> set[str]:
+    return {p for p in inspect.signature(cls).parameters if p not in skip}
+
+
+def options_of(family: str) -> dict[str, set[str]]:
+    """{"model": names, "objective": names}: every option ``build`` accepts for ``family``."""
+    validation.choice("family", family, FAMILIES)
+    return {"model": _keywords(FAMILIES[family], ("input_dim", "hidden_dim", "seed")),
+            "objective": _keywords(OBJECTIVES[family])}
+
+
+def build(family: str, input_dim: int, hidden_dim: int, seed: int, **options):
+    """A freshly initialised (model, objective) pair of ``family`` (:data:`dfsae.model.FAMILIES`).
+
+    Each option goes, by name, to the model's constructor (e.g. ``activation``, ``k``,
+    ``unit_norm_rows``) or the objective's (e.g. ``lambda_var``, ``decorrelation``, ``n_probes``,
+    ``l1_coefficient``); an option neither accepts is refused with the list of valid ones.
+    """
+    names = options_of(family)
+    unknown = sorted(set(options) - names["model"] - names["objective"])
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for family {family!r}; valid: "
+                         f"{sorted(names['model'] | names['objective'])}")
+    if family == "topk" and options.get("k") is None:
         raise ValueError("family='topk' needs k, the number of active units per input")
-    return TopKSAE(input_dim, hidden_dim, k=k, seed=seed), TopKObjective()
+    model = FAMILIES[family](input_dim, hidden_dim, seed=seed,
+                             **{k: v for k, v in options.items() if k in names["model"]})
+    objective = OBJECTIVES[family](**{k: v for k, v in options.items() if k in names["objective"]})
+    return model, objective
 
 
 def run(family: str, data, *, hidden_dim=64, seed=0, epochs=100, batch_size=128, lr=1e-3,
@@ -134,23 +159,15 @@ def mean_sd_table(frame: pd.DataFrame, by: str, columns, digits: int = 3) -> pd.
 def save_results(frame: pd.DataFrame, path, parameters: dict | None = None) -> Path:
     """Write ``frame`` as CSV (and ``parameters`` as JSON beside it) atomically.
 
-    Each file is written to a temporary file in the same folder and renamed over the
-    target, so an interrupted run never leaves a partial result file behind.
+    Both texts are serialised before either file is touched, so a parameter that cannot be
+    written as JSON leaves the previous results as they were; each file is then written
+    through a temporary file and a rename (:func:`dfsae.files.atomic_write`).
     """
     path = Path(path)
+    csv = frame.to_csv(index=False)
+    text = json.dumps(parameters, indent=2) if parameters is not None else None
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, frame.to_csv(index=False))
-    if parameters is not None:
-        _atomic_write(path.with_suffix(".json"), json.dumps(parameters, indent=2, default=str))
+    if text is not None:
+        atomic_write(path.with_suffix(".json"), text)
+    atomic_write(path, csv)
     return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

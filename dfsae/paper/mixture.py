@@ -19,13 +19,13 @@ import math
 import torch
 from torch import nn
 
-from . import _checks
-from .objective import lse_loss
+from .. import validation
+from ..losses import lse_loss
 
 
 def make_blobs(n_per_blob=150, centres=((-2.0, 0.0), (2.0, 0.0), (0.0, 2.5)), scale=0.5, seed=0):
     """Isotropic 2-D Gaussian blobs: (n_per_blob · len(centres), 2) float32 and labels."""
-    n = _checks.positive_int("n_per_blob", n_per_blob)
+    n = validation.positive_int("n_per_blob", n_per_blob)
     g = torch.Generator().manual_seed(seed)
     c = torch.tensor(centres, dtype=torch.float32)
     x = c.repeat_interleave(n, 0) + scale * torch.randn(len(c) * n, c.shape[1], generator=g)
@@ -37,7 +37,7 @@ class GaussianMixtureEnergies(nn.Module):
 
     def __init__(self, x: torch.Tensor, k: int, log_det: bool = True, seed: int = 0):
         super().__init__()
-        k = _checks.positive_int("k", k)
+        k = validation.positive_int("k", k)
         g = torch.Generator().manual_seed(seed)
         start = x[torch.randperm(len(x), generator=g)[:k]]
         self.means = nn.Parameter(start.clone())
@@ -60,7 +60,7 @@ def fit_mixture(x, k=3, log_det=True, steps=400, lr=0.05, seed=0):
     model = GaussianMixtureEnergies(x, k, log_det=log_det, seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history = {"loss": [], "max_usage": [], "mean_sigma": []}
-    for _ in range(_checks.positive_int("steps", steps)):
+    for _ in range(validation.positive_int("steps", steps)):
         energies = model.energies(x)
         loss = lse_loss(energies)
         opt.zero_grad()

@@ -1,0 +1,171 @@
+"""Regenerate the executed notebooks of a book, in place, with papermill.
+
+    python -m dfsae.paper.reproduce                     # everything, default parameters
+    python -m dfsae.paper.reproduce --only 05_2_ablation -p epochs 200 -p seeds "[0,1,2,3,4]"
+    python -m dfsae.paper.reproduce --list              # notebooks and their parameters
+
+The notebooks are those of the book's table of contents (``_toc.yml``, found in ``--book`` or
+the nearest folder above the working directory that has one), in its order, except that pages
+which quote other notebooks' results (they call :mod:`dfsae.paper.report`'s ``reglue``) run
+after the others. Each
+notebook's MyST source (``NAME.md``) is the source of truth: it is converted to ``NAME.ipynb``,
+executed with its working directory in its own folder, and written back only if execution
+succeeds (through a temporary file and a rename, so a failed or interrupted run leaves the
+previous notebook untouched).
+
+Every ``-p`` parameter is checked before anything runs: its name must be declared by one of
+the selected notebooks, and its value must have the type of the declared default (a bool for a
+bool, a number for a number, a list for a list). When a notebook runs with its stored
+parameters it also checks each reported number against the stored run, within its tolerance
+(:mod:`dfsae.paper.record`); ``--new-reference`` skips that check, for a deliberate change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+from pathlib import Path
+
+from ..files import publish, temporary_beside
+
+
+def find_book(start=None) -> Path:
+    """The nearest folder at or above ``start`` (default: the working directory) with a ``_toc.yml``."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").exists():
+            return folder
+    raise FileNotFoundError(f"no _toc.yml in {here} or above it; run from the book's checkout or pass --book")
+
+
+def _toc_files(node):
+    if isinstance(node, dict):
+        for key in ("root", "file"):
+            if key in node:
+                yield node[key]
+        for key in ("parts", "chapters", "sections"):
+            yield from _toc_files(node.get(key, []))
+    elif isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
+
+
+def notebooks(book=None) -> dict[str, Path]:
+    """{name: MyST source} of every notebook page in the table of contents, in execution order."""
+    import yaml
+
+    book = Path(book) if book else find_book()
+    toc = yaml.safe_load((book / "_toc.yml").read_text())
+    sources = [book / f"{f}.md" for f in _toc_files(toc)]
+    sources = [s for s in sources if s.exists() and "jupytext:" in s.read_text()[:200]]
+    quoting = [s for s in sources if "reglue" in s.read_text()]
+    ordered = [s for s in sources if s not in quoting] + quoting
+    return {s.stem: s for s in ordered}
+
+
+def parameters_of(source: Path) -> dict:
+    """{parameter: default (as source text)} declared in a notebook's ``parameters`` cell."""
+    import jupytext
+    import papermill
+
+    with temporary_beside(source.with_suffix(".ipynb"), ".ipynb") as tmp:
+        jupytext.write(jupytext.read(source), tmp, fmt="ipynb")
+        info = papermill.inspect_notebook(str(tmp))
+    return {k: v["default"] for k, v in info.items()}
+
+
+def execute(source: Path, parameters: dict, progress: bool = True) -> None:
+    """Convert NAME.md, execute it with ``parameters`` (those it declares) and replace
+    NAME.ipynb with the result only if execution succeeded."""
+    import jupytext
+    import papermill
+
+    declared = parameters_of(source)
+    use = {k: v for k, v in parameters.items() if k in declared}
+    target = source.with_suffix(".ipynb")
+    with temporary_beside(target, ".ipynb") as converted, temporary_beside(target, ".ipynb") as result:
+        jupytext.write(jupytext.read(source), converted, fmt="ipynb")
+        papermill.execute_notebook(str(converted), str(result), parameters=use, cwd=str(source.parent),
+                                   progress_bar=progress, kernel_name="python3")
+        publish(result, target)
+
+
+def parse_value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _same_type(value, default) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+def check_parameters(parameters: dict, declared: dict[str, dict]) -> None:
+    """Refuse (``ValueError``) a parameter no selected notebook declares, or a value whose type
+    differs from the declared default's, before anything runs."""
+    names = sorted({k for d in declared.values() for k in d})
+    unknown = sorted(set(parameters) - set(names))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for {sorted(declared)}; valid names: {names}")
+    for name, value in parameters.items():
+        for notebook, params in declared.items():
+            if name not in params:
+                continue
+            default = parse_value(params[name])
+            if not _same_type(value, default):
+                raise ValueError(f"parameter {name}={value!r} of {notebook} must be of the same type as its "
+                                 f"default {params[name]} ({type(default).__name__}), "
+                                 f"got {type(value).__name__}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dfsae.paper.reproduce",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--book", help="folder with the book's _toc.yml (default: found from the working "
+                                       "directory)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="notebooks to run (default: all)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    parser.add_argument("--list", action="store_true", help="list notebooks and parameters, run nothing")
+    parser.add_argument("--new-reference", action="store_true",
+                        help="do not compare reported numbers with the stored run (after a deliberate "
+                             "change)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        available = notebooks(args.book)
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    names = args.only or list(available)
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        parser.error(f"unknown notebook(s) {unknown}; choose from {list(available)}")
+    selected = [n for n in available if n in names]
+    declared = {name: parameters_of(available[name]) for name in selected}
+    if args.list:
+        for name in selected:
+            print(name, declared[name] or "(no parameters)")
+        return 0
+    parameters = {k: parse_value(v) for k, v in args.parameter}
+    try:
+        check_parameters(parameters, declared)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.new_reference:
+        os.environ["DFSAE_NEW_REFERENCE"] = "1"
+    for i, name in enumerate(selected, 1):
+        print(f"[{i}/{len(selected)}] {name}", flush=True)
+        execute(available[name], parameters, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

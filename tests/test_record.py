@@ -1,0 +1,105 @@
+"""Reported numbers are checked against the stored run within their tolerances."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfsae.paper import record as R
+from dfsae.paper.record import Record, ReproductionError, Tolerance
+
+
+def stored_notebook(folder, rec):
+    """A minimal .ipynb whose outputs hold ``rec``, as Record.finish stores it."""
+    nb = {"cells": [{"cell_type": "code", "source": "", "metadata": {}, "outputs": [
+        {"output_type": "display_data", "metadata": {}, "data": {R.MIME: rec.to_json()}}]}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (folder / f"{rec.notebook}.ipynb").write_text(json.dumps(nb))
+
+
+def make(values, params=None):
+    rec = Record("demo", params or {"epochs": 3})
+    frame = pd.DataFrame({"config": ["a"] * 3, "seed": [0, 1, 2], "fvu": values, "dead": [0, 0, 1]})
+    rec.frame("runs", frame, "config", floors={"dead": Tolerance.count(2)})
+    rec.number("ratio", values[0] / values[1], Tolerance.relative(0.1), glue=False)
+    rec.text("evidence", f"FVU {np.mean(values):.3f} with 1 dead unit", Tolerance.absolute(0.01), glue=False)
+    return rec
+
+
+def test_spread_tolerance_is_three_sd_of_a_difference_of_means():
+    tol = Tolerance.spread(sd=0.3, n=3)
+    assert math.isclose(tol.abs, 3 * 0.3 * math.sqrt(2 / 3))
+    assert tol.allows(1.0, 1.0 + 0.7) and not tol.allows(1.0, 1.0 + 0.8)
+
+
+def test_within_tolerance_passes(tmp_path):
+    stored = make([0.50, 0.52, 0.48])
+    stored_notebook(tmp_path, stored)
+    new = make([0.501, 0.519, 0.481])
+    assert R.compare(stored.to_json()["entries"], new.entries) == []
+
+
+def test_a_stored_reference_moved_outside_its_tolerance_fails_with_a_clear_message(tmp_path, monkeypatch):
+    stored = make([0.50, 0.52, 0.48])
+    entry = stored.entries["runs[a].fvu"]
+    width = Tolerance(**entry["tolerance"]).width(entry["value"])
+    original = entry["value"]
+    entry["value"] = original + 1.1 * width              # the reference, moved outside
+    stored_notebook(tmp_path, stored)
+    new = make([0.50, 0.52, 0.48])
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    monkeypatch.delenv("DFSAE_NEW_REFERENCE", raising=False)
+    with pytest.raises(ReproductionError) as err:
+        new.finish(tmp_path)
+    message = str(err.value)
+    assert "runs[a].fvu" in message and f"stored {entry['value']!r}" in message
+    assert "new 0.5" in message and "sd·√(2/n)" in message
+    entry["value"] = original + 0.9 * width              # just inside: passes
+    stored_notebook(tmp_path, stored)
+    assert "within tolerance" in new.finish(tmp_path)
+
+
+def test_text_numbers_and_words_are_checked():
+    old = {"t": {"kind": "text", "value": "FVU 0.500 with 1 dead unit",
+                 "tolerance": {"abs": 0.01, "rel": 0, "basis": "", "machine": False}}}
+    assert R.compare(old, {"t": dict(old["t"], value="FVU 0.505 with 1 dead unit")}) == []
+    assert "number 1" in R.compare(old, {"t": dict(old["t"], value="FVU 0.520 with 1 dead unit")})[0]
+    assert "number 2" in R.compare(old, {"t": dict(old["t"], value="FVU 0.500 with 2 dead unit")})[0]
+    assert "text changed" in R.compare(old, {"t": dict(old["t"], value="FVU 0.500 with 1 live unit")})[0]
+
+
+def test_counts_get_their_slack_and_times_are_machine_dependent():
+    assert Tolerance.count(2).allows(12, 14) and not Tolerance.count(2).allows(12, 15)
+    machine = Tolerance.machine_dependent()
+    assert machine.allows(10.0, 1000.0) and not machine.allows(10.0, float("nan"))
+
+
+def test_verdicts_do_not_flip_within_tolerance():
+    assert R.judge(0.5, 0.1) == "held" and R.judge(-0.5, 0.1) == "failed"
+    assert R.judge(0.05, 0.1) == R.INCONCLUSIVE
+    # A number moved by at most its tolerance can never turn held into failed.
+    for margin in np.linspace(-1, 1, 201):
+        for shift in (-0.1, 0.1):
+            pair = {R.judge(margin, 0.1), R.judge(margin + shift, 0.1)}
+            assert pair != {"held", "failed"}
+    stored = {"v": {"kind": "verdict", "value": "held", "margin": 0.15,
+                    "tolerance": {"abs": 0.1, "rel": 0, "basis": "", "machine": False}}}
+    assert R.compare(stored, {"v": dict(stored["v"], value=R.INCONCLUSIVE, margin=0.08)}) == []
+    assert R.compare(stored, {"v": dict(stored["v"], value="failed", margin=-0.2)})
+
+
+def test_other_parameters_or_no_reference_compare_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    monkeypatch.delenv("DFSAE_NEW_REFERENCE", raising=False)
+    assert "no stored record" in make([1.0, 1.1, 0.9]).finish(tmp_path)
+    stored_notebook(tmp_path, make([0.5, 0.5, 0.5]))
+    assert "epochs" in make([9.0, 9.0, 9.0], {"epochs": 4}).finish(tmp_path)
+
+
+def test_nan_is_stored_as_json_and_compares_equal():
+    rec = Record("demo", {})
+    rec.number("x", float("nan"), Tolerance.relative(0.1), glue=False)
+    entries = json.loads(json.dumps(rec.to_json(), allow_nan=False))["entries"]
+    assert R.compare(entries, rec.entries) == []
