@@ -103,3 +103,15 @@ def test_nan_is_stored_as_json_and_compares_equal():
     rec.number("x", float("nan"), Tolerance.relative(0.1), glue=False)
     entries = json.loads(json.dumps(rec.to_json(), allow_nan=False))["entries"]
     assert R.compare(entries, rec.entries) == []
+
+
+def test_counts_of_units_get_their_slack_and_an_sd_is_checked_on_its_means_scale():
+    floors = R.metric_floors(64)
+    assert floors["dead"].allows(10, 13) and not floors["dead"].allows(10, 14.5)
+    assert floors["dead_frac"].allows(10 / 64, 13 / 64) and floors["seconds"].machine
+    rec = Record("demo", {})
+    frame = pd.DataFrame({"config": ["a"] * 3, "seed": [0, 1, 2], "probe_acc": [0.905, 0.905, 0.906]})
+    rec.frame("runs", frame, "config")
+    sd_tol = Tolerance(**rec.entries["runs[a].probe_acc.sd"]["tolerance"])
+    assert sd_tol.abs == pytest.approx(rec.width("runs[a].probe_acc"))
+    assert sd_tol.allows(0.00058, 0.0021)      # three seeds: an sd can easily change by a factor of 3

@@ -11,7 +11,8 @@ for each one outside its tolerance.
 
 * Means over seeds get a tolerance from their spread: two means of ``n`` independent runs with
   standard deviation ``sd`` differ by less than ``k·sd·√(2/n)`` (``k = 3``) unless something
-  changed; standard deviations get ``k·sd/√(2(n−1))``, the sampling error of an sd.
+  changed; a standard deviation of a few seeds is itself uncertain by a factor of several, so
+  it is checked within the tolerance of its mean.
 * Numbers without a spread (one seed, derived ratios) get a stated relative or absolute bound;
   counts get a stated slack; wall-clock times are machine-dependent and are only checked to
   be finite and positive.
@@ -99,6 +100,17 @@ class Tolerance:
         if self.machine:
             return self.basis
         return f"±{self.width(stored):.3g} ({self.basis})"
+
+
+def metric_floors(hidden_dim: int, slack: int = 3) -> dict:
+    """Floors for the metrics of :func:`dfsae.metrics.evaluate` that count units — on another
+    machine a unit or two more may die or come alive — and for wall-clock times, which are
+    machine-dependent: ``{column: Tolerance}`` for :meth:`Record.frame`."""
+    count = Tolerance.count(slack, 0.05)
+    return {"dead": count, "low_var": count, "live": count,
+            "dead_frac": Tolerance.relative(0.05, slack / hidden_dim,
+                                            f"count, stated slack ±{slack} units or 5 %"),
+            "seconds": Tolerance.machine_dependent()}
 
 
 def judge(margin: float, tolerance: float, held: str = "held", failed: str = "failed") -> str:
@@ -210,7 +222,7 @@ class Record:
 
         Means are checked within ``k·sd·√(2/n)`` but at least ``floors[column]`` (default
         ``default_floor``; a count column such as ``dead`` wants a slack); groups of one seed
-        get the floor alone; sds within ``k·sd/√(2(n−1))`` plus the floor.
+        get the floor alone; sds within the tolerance of their mean.
         """
         floors = floors or {}
         default_floor = default_floor or Tolerance.relative(0.02, 1e-6, "2 % relative")
@@ -231,9 +243,11 @@ class Record:
                 self._add(f"{name}[{group}].{col}", {"kind": "number", "value": _number(mean),
                                                      "tolerance": asdict(tol)})
                 if n > 1 and math.isfinite(sd):
-                    sd_tol = Tolerance(abs=k * sd / math.sqrt(2 * (n - 1)) + floor.abs, rel=floor.rel,
-                                       basis=f"{k:g}·sd/√(2(n−1)), the sampling error of an sd; "
-                                             f"plus {floor.basis}")
+                    # With a few seeds an sd is itself uncertain by a factor of several (s²/σ² is
+                    # χ²(n−1)/(n−1)), so it is checked on the scale of its mean's tolerance.
+                    sd_tol = Tolerance(abs=tol.width(mean) if math.isfinite(mean) else floor.abs,
+                                       basis="the tolerance of its mean: with few seeds an sd is itself "
+                                             "uncertain by a factor of several")
                     self._add(f"{name}[{group}].{col}.sd", {"kind": "number", "value": _number(sd),
                                                              "tolerance": asdict(sd_tol)})
         return frame
