@@ -102,14 +102,15 @@ class Tolerance:
         return f"±{self.width(stored):.3g} ({self.basis})"
 
 
-def metric_floors(hidden_dim: int, slack: int = 3) -> dict:
+def metric_floors(hidden_dim: int, slack: int = 3, rel: float = 0.05) -> dict:
     """Floors for the metrics of :func:`dfsae.metrics.evaluate` that count units — on another
     machine a unit or two more may die or come alive — and for wall-clock times, which are
-    machine-dependent: ``{column: Tolerance}`` for :meth:`Record.frame`."""
-    count = Tolerance.count(slack, 0.05)
+    machine-dependent: ``{column: Tolerance}`` for :meth:`Record.frame`. Counts may move by
+    ``slack`` units or by ``rel`` of themselves, whichever is larger."""
+    count = Tolerance.count(slack, rel)
     return {"dead": count, "low_var": count, "live": count,
-            "dead_frac": Tolerance.relative(0.05, slack / hidden_dim,
-                                            f"count, stated slack ±{slack} units or 5 %"),
+            "dead_frac": Tolerance.relative(rel, slack / hidden_dim,
+                                            f"count, stated slack ±{slack} units or {rel:.0%}"),
             "seconds": Tolerance.machine_dependent()}
 
 
