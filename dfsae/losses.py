@@ -64,10 +64,15 @@ def lse_identity(energies: torch.Tensor):
     return grad, r, float((grad - r).abs().max())
 
 
+def centre(codes: torch.Tensor) -> torch.Tensor:
+    """A − mean over the batch (dim 0): the one centring every batch statistic uses."""
+    return codes - codes.mean(dim=0, keepdim=True)
+
+
 def batch_variance(codes: torch.Tensor) -> torch.Tensor:
     """Biased per-unit variance over the batch, shape (K,)."""
     _require_batch(codes, "batch_variance")
-    centred = codes - codes.mean(dim=0, keepdim=True)
+    centred = centre(codes)
     return (centred * centred).mean(dim=0)
 
 
@@ -86,7 +91,7 @@ def variance_loss(codes: torch.Tensor, eps: float = EPS, distributed: bool = Fal
 def batch_correlation(codes: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Corr_ij = Cov_ij / sqrt((Var_i + ε)(Var_j + ε)) over the batch, shape (K, K)."""
     _require_batch(codes, "batch_correlation")
-    centred = codes - codes.mean(dim=0, keepdim=True)
+    centred = centre(codes)
     cov = centred.T @ centred / codes.shape[0]
     inv_std = torch.rsqrt(torch.diagonal(cov) + eps)
     return cov * inv_std[:, None] * inv_std[None, :]
@@ -98,7 +103,7 @@ DECORRELATION_METHODS = ("auto", "exact", "gram", "estimate")
 def _standardise(codes: torch.Tensor, eps: float):
     """Z = (A − mean) / sqrt(B (Var + ε)), so that ZᵀZ = Corr, and diag(Corr) = Var/(Var + ε)."""
     _require_batch(codes, "decorrelation")
-    centred = codes - codes.mean(dim=0, keepdim=True)
+    centred = centre(codes)
     var = (centred * centred).mean(dim=0)
     z = centred * torch.rsqrt((var + eps) * codes.shape[0])
     return z, var / (var + eps)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .losses import EPS, centre, decorrelation_loss, variance_loss
+
 
 @torch.no_grad()
 def encode(model, x, batch_size: int = 4096) -> torch.Tensor:
@@ -50,8 +52,7 @@ def low_variance_units(codes: torch.Tensor, rel_threshold: float = 1e-6) -> torc
 def correlation(codes: torch.Tensor) -> torch.Tensor:
     """Pearson correlation matrix (float64) of the columns of ``codes``; zero-variance columns
     give NaN rows, so pass live units only."""
-    c = codes.double()
-    c = c - c.mean(dim=0)
+    c = centre(codes.double())
     cov = c.T @ c
     std = torch.sqrt(torch.diagonal(cov))
     return cov / (std[:, None] * std[None, :])
@@ -118,6 +119,42 @@ def responsibility_stats(energies: torch.Tensor) -> dict:
         "max_resp": float(r.max(dim=1).values.mean()),
         "usage": usage.numpy(),
     }
+
+
+def readings(model, data) -> dict:
+    """Sparsity and reconstruction of a decoder-free model's code under its three readings.
+
+    * energy E (the code): ``l0`` counts E_j > 0 per input (as :func:`evaluate` does);
+    * similarity s = max_k E_k − E_j (paper §4.4; large = good explanation): ``l0_similarity``
+      counts s_j > 0, and ``fvu_sim_scaled`` is the FVU of c·Wᵀs with c fitted on the training set;
+    * responsibility r = softmax(−E): ``effective_components`` is the mean over inputs of
+      exp H(r), from 1 (one unit claims the input) to K (all share it equally).
+
+    All on ``data.x_test``; the scale c on ``data.x_train``.
+    """
+    if getattr(model, "family", None) != "decoder_free":
+        raise ValueError(f"readings needs a decoder-free model, got {type(model).__name__}")
+    e_train, e_test = encode(model, data.x_train), encode(model, data.x_test)
+    s_train, s_test = model.similarities(e_train), model.similarities(e_test)
+    W = model.W.detach().cpu()
+    c = optimal_scale(data.x_train, s_train.to(W.dtype) @ W)
+    r = torch.softmax(-e_test.double(), dim=-1)
+    entropy = -(r * torch.log(r.clamp_min(1e-300))).sum(dim=1)
+    return {
+        "l0_energy": l0(e_test),
+        "l0_similarity": l0(s_test),
+        "effective_components": float(torch.exp(entropy).mean()),
+        "fvu_sim_scaled": fvu(data.x_test, c * (s_test.to(W.dtype) @ W)),
+    }
+
+
+def infomax_statistics(codes: torch.Tensor, eps: float = EPS) -> dict:
+    """The InfoMax terms of any code, measured (float64, over the rows given): ``l_var`` =
+    −Σ_j log(Var(A_j) + ε) and ``l_tc`` = Σ_{i≠j} Corr_ij², exact. Dead units count in both
+    (a constant column adds −log ε to L_var and nothing to L_tc)."""
+    codes = codes.double()
+    return {"l_var": float(variance_loss(codes, eps)),
+            "l_tc": float(decorrelation_loss(codes, eps, method="exact"))}
 
 
 def probe_accuracy(codes_train, y_train, codes_test, y_test, max_iter: int = 500) -> float:

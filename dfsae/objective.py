@@ -2,9 +2,11 @@
 
 Decoder-free objective (paper Eq. 6)::
 
-    L = λ_lse · L_LSE + λ_var · L_var + λ_tc · L_tc + λ_wr · L_wr
+    L = λ_lse · L_LSE + λ_var · L_var + λ_tc · L_tc + λ_wr · L_wr  [+ λ_recon · mean ‖x − WᵀE‖²]
 
-Here A, the code, is the energy vector E of the decoder-free model. Baselines:
+Here A, the code, is the energy vector E of the decoder-free model. The last term, off by
+default, reconstructs through the implicit decoder Wᵀ; it exists to test whether reconstruction
+can stand in for the InfoMax terms (the paper's §6.3). Baselines:
 :class:`SAEObjective` (mean over the batch of ‖x − x̂‖²₂ + λ Σ_j abs(a_j) w_j, with w_j = 1 or
 w_j = ‖d_j‖₂) and :class:`TopKObjective` (mean ‖x − x̂‖²₂ only).
 
@@ -64,7 +66,9 @@ class DecoderFreeObjective:
 
     Calling it as ``objective(model, x)`` returns ``(loss, terms)`` where ``terms`` maps
     each term's name (``"lse"``, ``"var"``, ``"tc"``, ``"wr"``) to its *unweighted* value.
-    Terms whose weight is 0 are not computed. The configurations of the ablation are
+    Terms whose weight is 0 are not computed. ``lambda_recon`` > 0 adds the tied reconstruction
+    mean ‖x − WᵀE‖² (term ``"recon"``), which the paper's §6.3 test uses in place of InfoMax.
+    The configurations of the ablation are
     A = (1, 0, 0), B = (1, λ, 0), C = (1, λ, λ), D = (0, λ, λ) for (λ_lse, λ_var, λ_tc).
     """
 
@@ -72,19 +76,20 @@ class DecoderFreeObjective:
     supports_distributed = True
 
     def __init__(self, lambda_lse=1.0, lambda_var=1.0, lambda_tc=1.0, lambda_wr=0.0,
-                 lse_reduction="mean", eps=EPS, decorrelation="auto", n_probes=16):
+                 lse_reduction="mean", eps=EPS, decorrelation="auto", n_probes=16, lambda_recon=0.0):
         self.lambda_lse = validation.positive_float("lambda_lse", lambda_lse, allow_zero=True)
         self.lambda_var = validation.positive_float("lambda_var", lambda_var, allow_zero=True)
         self.lambda_tc = validation.positive_float("lambda_tc", lambda_tc, allow_zero=True)
         self.lambda_wr = validation.positive_float("lambda_wr", lambda_wr, allow_zero=True)
+        self.lambda_recon = validation.positive_float("lambda_recon", lambda_recon, allow_zero=True)
         self.lse_reduction = validation.choice("lse_reduction", lse_reduction, REDUCTIONS)
         self.eps = validation.positive_float("eps", eps)
         self.decorrelation = validation.choice("decorrelation", decorrelation, DECORRELATION_METHODS)
         self.n_probes = validation.positive_int("n_probes", n_probes)
         self.generator = None  # probe generator for decorrelation="estimate" (seeded by reset)
-        if self.lambda_lse + self.lambda_var + self.lambda_tc + self.lambda_wr == 0:
+        if self.lambda_lse + self.lambda_var + self.lambda_tc + self.lambda_wr + self.lambda_recon == 0:
             raise ValueError("all λ are 0; set at least one of lambda_lse, lambda_var, "
-                             "lambda_tc, lambda_wr > 0")
+                             "lambda_tc, lambda_wr, lambda_recon > 0")
 
     @property
     def needs_batch_statistics(self) -> bool:
@@ -125,12 +130,15 @@ class DecoderFreeObjective:
         if self.lambda_wr > 0:
             terms["wr"] = weight_orthogonality_loss(core.W)
             loss = loss + self.lambda_wr * terms["wr"]
+        if self.lambda_recon > 0:
+            terms["recon"] = reconstruction_loss(x, core.implicit_decode(energies))
+            loss = loss + self.lambda_recon * terms["recon"]
         return loss, terms
 
     def __repr__(self) -> str:
         return (f"DecoderFreeObjective(lambda_lse={self.lambda_lse}, lambda_var={self.lambda_var}, "
                 f"lambda_tc={self.lambda_tc}, lambda_wr={self.lambda_wr}, "
-                f"lse_reduction={self.lse_reduction!r}, eps={self.eps})")
+                f"lambda_recon={self.lambda_recon}, lse_reduction={self.lse_reduction!r}, eps={self.eps})")
 
 
 class SAEObjective:

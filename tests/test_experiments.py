@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from dfsae.paper import experiments as ex
+from dfsae.paper.parameters import notebook_parameters, validate_parameters
 
 
 @pytest.mark.parametrize("kwargs,name", [
@@ -16,11 +17,41 @@ from dfsae.paper import experiments as ex
 ])
 def test_notebook_parameter_validation(kwargs, name):
     with pytest.raises(ValueError, match=name):
-        ex.validate_parameters(**kwargs)
+        validate_parameters(kwargs)
 
 
 def test_defaults_are_valid():
-    ex.validate_parameters(lambda_var=1.0, l1_sweep=[0.1, 1.0])
+    validate_parameters({"lambda_var": 1.0, "l1_sweep": [0.1, 1.0], "seeds": [0, 1], "results_dir": ""})
+
+
+def test_parameters_are_collected_from_a_notebooks_globals():
+    namespace = {"epochs": 3, "seeds": [0, 1], "In": [""], "Out": {}, "_i1": "x", "pd": pd,
+                 "get_ipython": print, "validate": validate_parameters}
+    assert notebook_parameters(namespace) == {"epochs": 3, "seeds": [0, 1]}
+    with pytest.raises(ValueError, match=r"unknown parameter\(s\) \['lamda_var'\].*lambda_var"):
+        notebook_parameters({**namespace, "lamda_var": 1.0})
+
+
+def test_run_config_is_validated_once_by_name():
+    config = ex.RunConfig.of("decoder_free", hidden_dim=8, epochs=2, lambda_var=2.0, n_probes=4)
+    assert config.hidden_dim == 8 and config.options == {"lambda_var": 2.0, "n_probes": 4}
+    assert json.loads(json.dumps(config.as_dict()))["options"]["n_probes"] == 4
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \['lamda_var'\].*lambda_var"):
+        ex.RunConfig.of("decoder_free", lamda_var=1.0)
+    with pytest.raises(ValueError, match="epochs"):
+        ex.RunConfig.of("standard", epochs=0)
+    with pytest.raises(ValueError, match="unknown family"):
+        ex.RunConfig.of("sae")
+
+
+def test_a_bad_grid_point_is_refused_before_any_training(digits, monkeypatch):
+    trained = []
+    monkeypatch.setattr(ex, "train", lambda *a, **k: trained.append(1))
+    points = [{"family": "standard", "label": "a", "l1_coefficient": 0.1},
+              {"family": "topk", "label": "b"}]
+    with pytest.raises(ValueError, match="needs k"):
+        ex.run_grid(points, digits, epochs=1)
+    assert trained == []
 
 
 def test_topk_needs_k():
@@ -45,14 +76,16 @@ def test_every_option_reaches_the_objective_by_name():
 def test_mean_sd_table():
     frame = pd.DataFrame({"config": ["a", "a", "b", "b"], "v": [1.0, 3.0, 2.0, 2.0]})
     table = ex.mean_sd_table(frame, "config", ["v"])
-    assert table.loc["a", "v"] == "2 ± 1.4" and table.loc["b", "v"] == "2 ± 0"
+    assert table.loc["a", "v"] == "2.0 ±\u00a01.4" and table.loc["b", "v"] == "2.000 ±\u00a00.000"
 
 
 def test_save_results_writes_both_files(tmp_path):
     frame = pd.DataFrame({"x": [1, 2]})
+    frame.attrs["runs"] = {"a": ex.RunConfig.of("standard", epochs=3).as_dict()}
     path = ex.save_results(frame, tmp_path / "sub" / "r.csv", {"epochs": 3})
     assert pd.read_csv(path).equals(frame)
-    assert json.loads(path.with_suffix(".json").read_text()) == {"epochs": 3}
+    saved = json.loads(path.with_suffix(".json").read_text())
+    assert saved["parameters"] == {"epochs": 3} and saved["runs"]["a"]["epochs"] == 3
 
 
 def test_save_results_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):
@@ -81,3 +114,15 @@ def test_run_grid_one_row_per_point_and_seed(digits):
     assert set(models) == {("sae", 0), ("sae", 1), ("k=3", 0), ("k=3", 1)}
     with pytest.raises(ValueError, match="family"):
         ex.run_grid([{"label": "x"}], small)
+
+
+def test_every_declared_notebook_parameter_has_a_rule_and_its_default_passes():
+    from dfsae.paper import reproduce
+    from dfsae.paper.parameters import PARAMETERS
+
+    for name, source in reproduce.notebooks().items():
+        declared = {k: reproduce.parse_value(v) for k, v in reproduce.parameters_of(source).items()}
+        assert set(declared) <= set(PARAMETERS), f"{name}: no rule for {set(declared) - set(PARAMETERS)}"
+        paths = ("benchmark_file", "results_dir", "cache_dir")      # checked against the file system
+        checked = {k: v for k, v in declared.items() if k not in paths}
+        validate_parameters(checked)

@@ -90,3 +90,21 @@ def test_notebooks_come_from_the_toc_with_quoting_pages_last(tmp_path):
     toc = "format: jb-book\nroot: summary\nchapters:\n  - file: a\n  - file: b\n"
     (tmp_path / "_toc.yml").write_text(toc)
     assert list(reproduce.notebooks(tmp_path)) == ["a", "b", "summary"]
+
+
+def test_sigterm_removes_the_temporary_notebook(tmp_path):
+    import os
+    import signal
+
+    from dfsae.files import temporary_beside
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        reproduce.stop_cleanly_on_sigterm()
+        with pytest.raises(SystemExit):
+            with temporary_beside(tmp_path / "nb.ipynb", ".ipynb") as tmp:
+                assert tmp.exists()
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -9,7 +9,7 @@ import torch
 
 def identity_scatter(panels: dict):
     """Figure 1: r_j (x) against ∂L_LSE/∂E_j (y), one panel per entry {title: (r, grad)}."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(4.6 * len(panels), 10), 4.4), squeeze=False)
     for ax, (title, (r, grad)) in zip(axes[0], panels.items(), strict=True):
         r, grad = np.asarray(r).ravel(), np.asarray(grad).ravel()
         ax.scatter(r, grad, s=3, alpha=0.3, rasterized=True)
@@ -57,8 +57,10 @@ def grouped_bars(frame, group: str, metrics: dict, fig=None):
 
 
 def weight_images(rows: dict, n: int = 16, shape=(28, 28), ncols: int = 16):
-    """Rows of weight matrices as images: {title: (K, D) array}, first ``n`` rows each."""
-    fig, axes = plt.subplots(len(rows), 1, figsize=(ncols * 0.75, 1.05 * len(rows) * -(-n // ncols)),
+    """Rows of weight matrices as images: {title: (K, D) array}, first ``n`` rows each.
+    Sized for the book's text column (10 inches wide at most)."""
+    tile = min(0.75, 9.6 / ncols)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(ncols * tile, (tile + 0.35) * len(rows) * -(-n // ncols)),
                              squeeze=False)
     for ax, (title, w) in zip(axes[:, 0], rows.items(), strict=True):
         w = np.asarray(w.detach().cpu() if isinstance(w, torch.Tensor) else w)[:n]

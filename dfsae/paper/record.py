@@ -190,32 +190,34 @@ class Record:
             raise ValueError(f"{name!r} is recorded twice in {self.notebook}")
         self.entries[name] = entry
 
-    def number(self, name: str, value, tolerance: Tolerance, fmt: str | None = None, glue: bool = True):
-        """Record a number; glue it (formatted with ``fmt``, e.g. ``".3f"``) for the prose."""
+    def number(self, name: str, value, tolerance: Tolerance, fmt: str | None = None,
+               glue: bool = True) -> None:
+        """Record a number; glue it for the prose, formatted with ``fmt`` (e.g. ``".3f"``) or else
+        by the book's rule (:func:`dfsae.paper.numbers.number`, counts with separators)."""
         if not isinstance(tolerance, Tolerance):
             raise TypeError(f"tolerance of {name!r} must be a Tolerance, got {tolerance!r}")
         self._add(name, {"kind": "number", "value": _number(value), "tolerance": asdict(tolerance)})
         if glue:
-            _glue(name, format(value, fmt) if fmt else value)
-        return value
+            _glue(name, format(value, fmt) if fmt else _default_text(value))
+        return None
 
-    def text(self, name: str, text: str, tolerance: Tolerance | None = None, glue: bool = True) -> str:
+    def text(self, name: str, text: str, tolerance: Tolerance | None = None, glue: bool = True) -> None:
         """Record a sentence: its words must match, and each number in it within ``tolerance``."""
         tolerance = tolerance or self.text_tolerance
         self._add(name, {"kind": "text", "value": str(text), "tolerance": asdict(tolerance)})
         if glue:
             _glue(name, str(text))
-        return text
+        return None
 
     def verdict(self, name: str, verdict: str, evidence: str, margin: float, tolerance: float,
-                evidence_tolerance: Tolerance | None = None) -> str:
+                evidence_tolerance: Tolerance | None = None) -> None:
         """Record a verdict (glued as ``NAME_verdict``) with its evidence (``NAME_evidence``), the
         signed margin of its deciding number from the threshold, and that number's tolerance."""
         self._add(name, {"kind": "verdict", "value": verdict, "margin": _number(margin),
                          "tolerance": asdict(Tolerance.absolute(tolerance, "of the deciding number"))})
         _glue(f"{name}_verdict", verdict)
         self.text(f"{name}_evidence", evidence, evidence_tolerance)
-        return verdict
+        return None
 
     def frame(self, name: str, frame, by: str, columns=None, k: float = 3.0,
               floors: dict | None = None, default_floor: Tolerance | None = None):
@@ -251,7 +253,7 @@ class Record:
                                              "uncertain by a factor of several")
                     self._add(f"{name}[{group}].{col}.sd", {"kind": "number", "value": _number(sd),
                                                              "tolerance": asdict(sd_tol)})
-        return frame
+        return None
 
     def value(self, name: str) -> float:
         """The recorded value of entry ``name`` (e.g. ``"runs[C].l0"``)."""
@@ -262,12 +264,12 @@ class Record:
         entry = self._entry(name)
         return Tolerance(**entry["tolerance"]).width(_float(entry["value"]))
 
-    def quote(self, glue_name: str, name: str, fmt: str) -> str:
-        """Glue the recorded entry ``name``, formatted with ``fmt``, for the prose; it is checked
-        through the entry."""
-        text = format(self.value(name), fmt)
+    def quote(self, glue_name: str, name: str, fmt: str | None = None) -> None:
+        """Glue the recorded entry ``name`` for the prose, formatted with ``fmt`` or else by the
+        book's rule (:func:`dfsae.paper.numbers.number`); it is checked through the entry."""
+        text = format(self.value(name), fmt) if fmt else _default_text(self.value(name))
         _glue(glue_name, text)
-        return text
+        return None
 
     def _entry(self, name: str) -> dict:
         if name not in self.entries:
@@ -315,6 +317,16 @@ class Record:
                 f"{len(problems)} reported value(s) of {self.notebook} differ from the stored run by more "
                 "than their tolerance:\n  " + "\n  ".join(problems))
         return f"all {len(self.entries)} reported values within tolerance of the stored run"
+
+
+def _default_text(value) -> str:
+    from . import numbers
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return numbers.count(value)
+    return numbers.number(value)
 
 
 def _glue(name, value):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -127,6 +128,15 @@ def check_parameters(parameters: dict, declared: dict[str, dict]) -> None:
                                  f"got {type(value).__name__}")
 
 
+def stop_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM (``kill``, a CI timeout) into ``SystemExit``, so that the temporary notebook
+    files of a run in progress are removed as on Ctrl-C, instead of being left beside the
+    notebooks."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dfsae.paper.reproduce",
                                      description=__doc__.split("\n")[0])
@@ -161,6 +171,7 @@ def main(argv=None) -> int:
         parser.error(str(err))
     if args.new_reference:
         os.environ["DFSAE_NEW_REFERENCE"] = "1"
+    stop_cleanly_on_sigterm()
     for i, name in enumerate(selected, 1):
         print(f"[{i}/{len(selected)}] {name}", flush=True)
         execute(available[name], parameters, progress=not args.no_progress)

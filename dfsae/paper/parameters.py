@@ -1,0 +1,144 @@
+"""The notebooks' papermill parameters: each name checked once, by one rule.
+
+A notebook declares its parameters in its ``parameters`` cell and nowhere else. Its first
+hidden cell calls :func:`notebook_parameters` on its globals: that collects every parameter
+(including any papermill injected), checks each against its rule in ``PARAMETERS``, and
+refuses a name with no rule — a misspelling such as ``-p lamda_var 1`` — with the list of
+valid names, before any work is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .. import validation
+from ..data import DATASETS
+from ..model import ACTIVATIONS
+from ..training import OPTIMIZERS
+
+Rule = Callable[[str, object], object]
+
+
+def _integer(minimum: int = 1) -> Rule:
+    return lambda name, value: validation.positive_int(name, value, minimum=minimum)
+
+
+def _number(allow_zero: bool = False) -> Rule:
+    return lambda name, value: validation.positive_float(name, value, allow_zero=allow_zero)
+
+
+def _integers(minimum: int = 1) -> Rule:
+    return lambda name, value: validation.integer_list(name, value, minimum=minimum)
+
+
+def _numbers(allow_zero: bool = False) -> Rule:
+    def check(name, value):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+            raise ValueError(f"{name} must be a non-empty list of numbers, got {value!r}; papermill's -p "
+                             f"passes text, so give lists with -y, e.g. `-y '{name}: [0.1, 1.0]'`")
+        return [validation.positive_float(name, v, allow_zero=allow_zero) for v in value]
+    return check
+
+
+def _weight(name, value):
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be a number >= 0, got the string {value!r}")
+    return validation.positive_float(name, value, allow_zero=True)
+
+
+def _one_of(*options) -> Rule:
+    return lambda name, value: validation.choice(name, value, options)
+
+
+def _results_folder(name, value):
+    """'' writes no result files; anything else must be a writable folder."""
+    return value if value == "" else validation.writable_folder(name, value)
+
+
+def _existing_file(name, value):
+    if not isinstance(value, str) or not Path(value).is_file():
+        raise ValueError(f"{name}={value!r} is not a file; run `python benchmarks/decoder_tax.py` "
+                         "to create it, or pass the path of a stored benchmark JSON")
+    return value
+
+
+PARAMETERS: dict[str, Rule] = {
+    # data and model
+    "dataset": _one_of(*DATASETS),
+    "hidden_dim": _integer(),
+    "dims": _integers(),
+    "activation": _one_of(*ACTIVATIONS),
+    # training budget
+    "epochs": _integer(),
+    "long_epochs": _integer(),
+    "train_epochs": _integer(),
+    "batch_size": _integer(minimum=2),
+    "lr": _number(),
+    "optimizer": _one_of(*OPTIMIZERS),
+    "seed": _integer(minimum=0),
+    "seeds": _integers(minimum=0),
+    "device": validation.device,
+    # loss weights and sweeps
+    "lambda_lse": _weight,
+    "lambda_var": _weight,
+    "lambda_tc": _weight,
+    "lambda_wr": _weight,
+    "l1_coefficient": _weight,
+    "l1_sweep": _numbers(allow_zero=True),
+    "l1_weighting": _one_of("plain", "decoder_norm"),
+    "df_lambdas": _numbers(allow_zero=True),
+    "balances": _numbers(),
+    "topk_sweep": _integers(),
+    "topk_k": _integer(),
+    "grid": _numbers(),
+    "lr_sweep": _numbers(),
+    "lr_sweep_dim": _integer(),
+    "adam_lrs": _numbers(),
+    "sgd_lrs": _numbers(),
+    "compare_sum_reduction": validation.boolean,
+    "n_probes": _integer(),
+    # measurement
+    "n_samples": _integer(),
+    "quality_dims": _integers(),
+    "quality_epochs": _integer(),
+    "benchmark_file": _existing_file,
+    # the language model
+    "layer": _integer(minimum=0),
+    "n_tokens": _integer(),
+    "seq_len": _integer(),
+    "posthoc_tokens": _integer(),
+    "features_shown": _integer(),
+    "contexts_shown": _integer(),
+    "cache_dir": validation.writable_folder,
+    # output
+    "results_dir": _results_folder,
+}
+
+_PARAMETER_TYPES = (str, int, float, bool, list, tuple, dict, type(None))
+_INTERPRETER_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}
+
+
+def validate_parameters(parameters: dict) -> dict:
+    """Check every parameter by its rule; refuse a name that has none. Returns ``parameters``."""
+    unknown = sorted(set(parameters) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; valid names: {', '.join(sorted(PARAMETERS))}")
+    for name, value in parameters.items():
+        PARAMETERS[name](name, value)
+    return parameters
+
+
+def notebook_parameters(namespace: dict) -> dict:
+    """The parameters a notebook was run with, from its globals, validated.
+
+    Call it in the first cell after the ``parameters`` cell: at that point the globals hold the
+    declared parameters, whatever papermill injected, imported modules and the interpreter's own
+    names. Everything of a plain value type (numbers, strings, lists, …) whose name does not
+    start with ``_`` is taken to be a parameter, so that cell must not import constants of those
+    types by name (an unknown name is refused, which shows such a mistake at once).
+    """
+    parameters = {name: value for name, value in namespace.items()
+                  if not name.startswith("_") and name not in _INTERPRETER_NAMES
+                  and isinstance(value, _PARAMETER_TYPES)}
+    return validate_parameters(parameters)

@@ -1,0 +1,80 @@
+"""Tables as the book shows them: numbered, captioned, formatted by one rule.
+
+:func:`show` turns a DataFrame into a MyST ``{table}`` directive (a cell output of type
+``text/markdown``, which the book parses as MyST), so Sphinx numbers each table like a figure
+and the text can cite it with ``{numref}`tab-…```. Every number is formatted by
+:mod:`dfsae.paper.numbers`; the index becomes the first column(s) only when it has a name.
+"""
+
+from __future__ import annotations
+
+import numbers as _abc
+import re
+
+import numpy as np
+import pandas as pd
+
+from . import numbers
+
+# A cell that reads as a number (or mean ± sd, a percentage, "–" or "∞") is right-aligned.
+NUMERIC = re.compile(r"^(?:[-+−]?[\d,]*\.?\d+(?:e[-+]\d+)?%?(?: ±\s[\d,]*\.?\d+(?:e[-+]\d+)?%?)?|–|∞|−∞)$")
+
+
+def _cell(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (_abc.Integral, np.integer)):
+        return numbers.count(value)
+    if isinstance(value, (_abc.Real, np.floating)):
+        return numbers.number(value)
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return numbers.MISSING
+    return str(value)
+
+
+def _escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(frame: pd.DataFrame | pd.Series, caption: str, name: str, formats: dict | None = None) -> str:
+    """The MyST source of a numbered table: ``{table}`` with ``caption`` and label ``name``.
+
+    ``formats`` maps a column to a function of one value, for columns the default rule does
+    not fit (e.g. a count stored as float). Columns whose every cell reads as a number are
+    right-aligned.
+    """
+    if not name.startswith("tab-"):
+        raise ValueError(f"table name must start with 'tab-' (it is the label the text cites), got {name!r}")
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    if any(level is not None for level in frame.index.names):
+        frame = frame.reset_index()
+    formats = formats or {}
+    columns = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in frame.columns]
+    values = [frame[c].tolist() for c in frame.columns]     # per column, so integers stay integers
+    rows = [[formats[c](v) if c in formats else _cell(v) for c, v in zip(frame.columns, row, strict=True)]
+            for row in zip(*values, strict=True)]
+    numeric = [bool(rows) and all(NUMERIC.match(row[i]) for row in rows) for i in range(len(columns))]
+    lines = ["| " + " | ".join(_escape(c) for c in columns) + " |",
+             "|" + "|".join("--:" if n else ":--" for n in numeric) + "|"]
+    lines += ["| " + " | ".join(_escape(c) for c in cells) + " |" for cells in rows]
+    caption = " ".join(caption.split())
+    return f"```{{table}} {caption}\n:name: {name}\n:align: center\n\n" + "\n".join(lines) + "\n```\n"
+
+
+class Table:
+    """A numbered table as a cell output: MyST for the book, plain text elsewhere."""
+
+    def __init__(self, source: str, frame):
+        self.source, self.frame = source, frame
+
+    def _repr_markdown_(self):
+        return self.source
+
+    def __repr__(self):
+        return repr(self.frame)
+
+
+def show(frame, caption: str, name: str, formats: dict | None = None) -> Table:
+    """Display ``frame`` as numbered table ``name`` (cite it as ``{numref}`name```)."""
+    return Table(markdown(frame, caption, name, formats), frame)

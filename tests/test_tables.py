@@ -1,0 +1,41 @@
+"""Numbered tables: the MyST source a notebook outputs, checked cell by cell."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from dfsae.paper import tables
+
+
+def rows(source):
+    return [line.strip("|").split(" | ") for line in source.splitlines() if line.startswith("| ")]
+
+
+def test_a_table_is_a_numbered_myst_table_with_formatted_cells():
+    frame = pd.DataFrame({"unit": [56, 4], "E": [0.0, 9.00123], "count": [18898944, 7], "name": ["a|b", "c"],
+                          "missing": [math.nan, 0.5]})
+    source = tables.markdown(frame, "A  caption\n on two lines.", "tab-demo")
+    assert source.startswith("```{table} A caption on two lines.\n:name: tab-demo\n")
+    header, *body = [[c.strip() for c in r] for r in rows(source)]
+    assert header == ["unit", "E", "count", "name", "missing"]
+    assert body[0] == ["56", "0", "18,898,944", "a\\|b", "–"]          # integers stay integers
+    assert body[1] == ["4", "9.00", "7", "c", "0.500"]
+    assert "|--:|--:|--:|:--|--:|" in source                           # numbers right-aligned
+
+
+def test_a_named_index_becomes_a_column_and_an_unnamed_one_is_dropped():
+    named = pd.Series([1.5], index=pd.Index(["x"], name="model"), name="v")
+    assert [c.strip() for c in rows(tables.markdown(named, "c", "tab-a"))[0]] == ["model", "v"]
+    unnamed = pd.DataFrame({"v": [1.5]}, index=[7])
+    assert [c.strip() for c in rows(tables.markdown(unnamed, "c", "tab-b"))[0]] == ["v"]
+
+
+def test_a_table_name_must_be_a_label():
+    with pytest.raises(ValueError, match="tab-"):
+        tables.markdown(pd.DataFrame({"v": [1]}), "c", "results")
+
+
+def test_show_renders_markdown_for_the_book():
+    shown = tables.show(pd.DataFrame({"v": [1]}), "c", "tab-c")
+    assert shown._repr_markdown_().startswith("```{table}")
