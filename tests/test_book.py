@@ -103,7 +103,8 @@ def test_no_raw_pandas_or_unformatted_numbers(html):
             assert bad not in text, f"{page.name} shows {bad!r}"
 
 
-CHAR_PX, CELL_PADDING_PX, COLUMN_PX = 8.4, 24.0, 784.0   # calibrated in Chromium at 1,400 px: body font, cell padding, column
+# Calibrated in Chromium at 1,400 px: body font (px per character), cell padding, text column.
+CHAR_PX, CELL_PADDING_PX, COLUMN_PX = 8.4, 24.0, 784.0
 
 
 def test_no_table_is_wider_than_the_column(html):
