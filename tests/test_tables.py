@@ -39,3 +39,4 @@ def test_a_table_name_must_be_a_label():
 def test_show_renders_markdown_for_the_book():
     shown = tables.show(pd.DataFrame({"v": [1]}), "c", "tab-c")
     assert shown._repr_markdown_().startswith("```{table}")
+    assert repr(shown) == shown._repr_markdown_()           # plain text is formatted, not raw floats

@@ -72,7 +72,9 @@ class Table:
         return self.source
 
     def __repr__(self):
-        return repr(self.frame)
+        # Plain text is the formatted table too: its rounding, not float noise, decides what a
+        # re-executed notebook is compared on.
+        return self.source
 
 
 def show(frame, caption: str, name: str, formats: dict | None = None) -> Table:
