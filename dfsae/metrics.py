@@ -107,12 +107,17 @@ def linear_decoder_fvu(codes_train, x_train, codes_test, x_test, ridge: float = 
     return (test, fvu(x_train, a @ coef)) if return_train else test
 
 
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    """H(p) = −Σ p log p along the last axis (0 log 0 = 0)."""
+    return -(p * torch.log(p.clamp_min(1e-300))).sum(dim=-1)
+
+
 def responsibility_stats(energies: torch.Tensor) -> dict:
     """Mean per-input entropy of r = softmax(−E), usage u = mean r, its entropy, and mean max r."""
     r = torch.softmax(-energies.double(), dim=-1)
-    entropy = -(r * torch.log(r.clamp_min(1e-300))).sum(dim=1)
+    entropy = _entropy(r)
     usage = r.mean(dim=0)
-    usage_entropy = -(usage * torch.log(usage.clamp_min(1e-300))).sum()
+    usage_entropy = _entropy(usage)
     return {
         "resp_entropy": float(entropy.mean()),
         "usage_entropy": float(usage_entropy),
@@ -121,10 +126,25 @@ def responsibility_stats(energies: torch.Tensor) -> dict:
     }
 
 
+def best_matches(energies: torch.Tensor, units, n: int) -> torch.Tensor:
+    """Indices of the ``n`` inputs each unit in ``units`` explains best, one row per unit: the
+    lowest energy E_j, ties (e.g. many inputs at E_j = 0) broken by the highest responsibility
+    r_j = softmax(−E)_j."""
+    units = [int(u) for u in np.atleast_1d(units)]
+    bad = [u for u in units if not 0 <= u < energies.shape[1]]
+    if bad:
+        raise ValueError(f"units must be in [0, {energies.shape[1]}); got {bad}")
+    e = energies.double()
+    r = torch.softmax(-e, dim=1).numpy()               # once for every unit
+    e = e.numpy()
+    rows = [np.lexsort((-r[:, j], e[:, j]))[:n] for j in units]   # last key first: energy, then r
+    return torch.from_numpy(np.stack(rows))
+
+
 def readings(model, data) -> dict:
     """Sparsity and reconstruction of a decoder-free model's code under its three readings.
 
-    * energy E (the code): ``l0`` counts E_j > 0 per input (as :func:`evaluate` does);
+    * energy E (the code): its L0, E_j > 0 per input, is :func:`evaluate`'s ``l0``;
     * similarity s = max_k E_k − E_j (paper §4.4; large = good explanation): ``l0_similarity``
       counts s_j > 0, and ``fvu_sim_scaled`` is the FVU of c·Wᵀs with c fitted on the training set;
     * responsibility r = softmax(−E): ``effective_components`` is the mean over inputs of
@@ -138,10 +158,8 @@ def readings(model, data) -> dict:
     s_train, s_test = model.similarities(e_train), model.similarities(e_test)
     W = model.W.detach().cpu()
     c = optimal_scale(data.x_train, s_train.to(W.dtype) @ W)
-    r = torch.softmax(-e_test.double(), dim=-1)
-    entropy = -(r * torch.log(r.clamp_min(1e-300))).sum(dim=1)
+    entropy = _entropy(torch.softmax(-e_test.double(), dim=-1))
     return {
-        "l0_energy": l0(e_test),
         "l0_similarity": l0(s_test),
         "effective_components": float(torch.exp(entropy).mean()),
         "fvu_sim_scaled": fvu(data.x_test, c * (s_test.to(W.dtype) @ W)),

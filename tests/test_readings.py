@@ -36,7 +36,7 @@ def test_readings_against_a_loop(small):
         p = [v / sum(p) for v in p]
         eff += math.exp(-sum(v * math.log(v) for v in p if v > 0))
     n = len(e_test)
-    assert out["l0_energy"] == pytest.approx(l0_e / n, rel=1e-6)
+    assert metrics.l0(metrics.encode(model, data.x_test)) == pytest.approx(l0_e / n, rel=1e-6)
     assert out["l0_similarity"] == pytest.approx(l0_s / n, rel=1e-6)
     assert out["effective_components"] == pytest.approx(eff / n, rel=1e-6)
     s_train = e_train.max(1, keepdims=True) - e_train
@@ -77,3 +77,14 @@ def test_tied_reconstruction_term(digits):
     assert not objective.needs_batch_statistics
     with pytest.raises(ValueError, match="lambda_recon"):
         dfsae.DecoderFreeObjective(lambda_recon=-1.0)
+
+
+def test_best_matches_by_a_sort_by_hand():
+    e = torch.tensor([[0.0, 1.0], [0.0, 5.0], [2.0, 0.0], [0.0, 0.5], [1.0, 1.0]])
+    # unit 0: energy 0 on inputs 0, 1, 3; among them r_0 is highest where the other energy is largest
+    r0 = [math.exp(-row[0]) / (math.exp(-row[0]) + math.exp(-row[1])) for row in e.tolist()]
+    by_hand = sorted(range(5), key=lambda i: (float(e[i, 0]), -r0[i]))
+    assert metrics.best_matches(e, 0, 5).tolist() == [by_hand] == [[1, 0, 3, 4, 2]]
+    assert metrics.best_matches(e, [1, 0], 2).tolist() == [[2, 3], [1, 0]]
+    with pytest.raises(ValueError, match="units"):
+        metrics.best_matches(e, 2, 1)

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from .. import validation
 from ..files import atomic_write
 from ..metrics import evaluate
+from ..metrics import readings as code_readings
 from ..model import FAMILIES
 from ..objective import DecoderFreeObjective, SAEObjective, TopKObjective
 from ..training import OPTIMIZERS, train
@@ -41,13 +42,9 @@ def options_of(family: str) -> dict[str, set[str]]:
             "objective": _keywords(OBJECTIVES[family])}
 
 
-def build(family: str, input_dim: int, hidden_dim: int, seed: int, **options):
-    """A freshly initialised (model, objective) pair of ``family`` (:data:`dfsae.model.FAMILIES`).
-
-    Each option goes, by name, to the model's constructor (e.g. ``activation``, ``k``,
-    ``unit_norm_rows``) or the objective's (e.g. ``lambda_var``, ``decorrelation``, ``n_probes``,
-    ``l1_coefficient``); an option neither accepts is refused with the list of valid ones.
-    """
+def check_options(family: str, options: dict) -> None:
+    """Refuse an option that neither ``family``'s model nor its objective accepts (with the list
+    of valid ones), and a TopK family without ``k``."""
     names = options_of(family)
     unknown = sorted(set(options) - names["model"] - names["objective"])
     if unknown:
@@ -55,6 +52,21 @@ def build(family: str, input_dim: int, hidden_dim: int, seed: int, **options):
                          f"{sorted(names['model'] | names['objective'])}")
     if family == "topk" and options.get("k") is None:
         raise ValueError("family='topk' needs k, the number of active units per input")
+
+
+def build(family: str, input_dim: int, hidden_dim: int, seed: int, **options):
+    """A freshly initialised (model, objective) pair of ``family`` (:data:`dfsae.model.FAMILIES`).
+
+    Each option goes, by name, to the model's constructor (e.g. ``activation``, ``k``,
+    ``unit_norm_rows``) or the objective's (e.g. ``lambda_var``, ``decorrelation``, ``n_probes``,
+    ``l1_coefficient``); an option neither accepts is refused with the list of valid ones.
+    """
+    check_options(family, options)
+    return _construct(family, input_dim, hidden_dim, seed, options)
+
+
+def _construct(family: str, input_dim: int, hidden_dim: int, seed: int, options: dict):
+    names = options_of(family)
     model = FAMILIES[family](input_dim, hidden_dim, seed=seed,
                              **{k: v for k, v in options.items() if k in names["model"]})
     objective = OBJECTIVES[family](**{k: v for k, v in options.items() if k in names["objective"]})
@@ -81,19 +93,13 @@ class RunConfig:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        names = options_of(self.family)
         validation.positive_int("hidden_dim", self.hidden_dim)
         validation.positive_int("epochs", self.epochs)
         validation.positive_int("batch_size", self.batch_size, minimum=2)
         validation.positive_float("lr", self.lr)
         validation.choice("optimizer", self.optimizer, OPTIMIZERS)
         validation.device("device", self.device)
-        unknown = sorted(set(self.options) - names["model"] - names["objective"])
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for family {self.family!r}; valid: "
-                             f"{sorted(names['model'] | names['objective'])}")
-        if self.family == "topk" and self.options.get("k") is None:
-            raise ValueError("family='topk' needs k, the number of active units per input")
+        check_options(self.family, self.options)
 
     @classmethod
     def of(cls, family: str, **settings) -> RunConfig:
@@ -103,30 +109,34 @@ class RunConfig:
                    options={k: v for k, v in settings.items() if k not in budget})
 
     def build(self, input_dim: int, seed: int):
-        """A freshly initialised (model, objective) pair for this config."""
-        return build(self.family, input_dim, self.hidden_dim, seed, **self.options)
+        """A freshly initialised (model, objective) pair for this config (checked when made)."""
+        return _construct(self.family, input_dim, self.hidden_dim, seed, self.options)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval_data=None):
+def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval_data=None, readings=False):
     """Build, train (on ``data.x_train``) and evaluate one model of ``config`` with ``seed``.
 
     Returns ``(model, history, metrics_dict)``. ``eval_data`` (default ``data``) is the
     dataset :func:`dfsae.metrics.evaluate` reads, e.g. a subsample of the training set for the
-    post-hoc decoder when the full one is large."""
+    post-hoc decoder when the full one is large. With ``readings=True`` a decoder-free model is
+    also read as similarities and responsibilities (:func:`dfsae.metrics.readings`)."""
     model, objective = config.build(data.x_train.shape[1], seed)
     history = train(model, objective, data.x_train, epochs=config.epochs, batch_size=config.batch_size,
                     lr=config.lr, optimizer=config.optimizer, seed=seed, device=config.device,
                     progress=progress)
     model.cpu()
     metrics = evaluate(model, data if eval_data is None else eval_data, probe=probe)
+    if readings and model.family == "decoder_free":
+        metrics.update(code_readings(model, data if eval_data is None else eval_data))
     metrics["seconds"] = history.seconds
     return model, history, metrics
 
 
-def run_seeds(family: str, data, seeds, label=None, progress=True, probe=True, eval_data=None, **settings):
+def run_seeds(family: str, data, seeds, label=None, progress=True, probe=True, eval_data=None, readings=False,
+              **settings):
     """:func:`run` once per seed of one :class:`RunConfig` (``RunConfig.of(family, **settings)``).
 
     Returns (DataFrame of metrics, {seed: model}, {seed: history}); the frame's
@@ -135,7 +145,7 @@ def run_seeds(family: str, data, seeds, label=None, progress=True, probe=True, e
     config = RunConfig.of(family, **settings)
     rows, models, histories = [], {}, {}
     for seed in tqdm(list(seeds), desc=label, disable=not progress, leave=False):
-        model, history, metrics = run(config, data, seed, probe=probe, eval_data=eval_data)
+        model, history, metrics = run(config, data, seed, probe=probe, eval_data=eval_data, readings=readings)
         rows.append({"config": label, "seed": seed, **metrics})
         models[seed], histories[seed] = model, history
     frame = pd.DataFrame(rows)
@@ -154,6 +164,9 @@ def concat(frames) -> pd.DataFrame:
     return out
 
 
+RUN_ARGUMENTS = ("probe", "eval_data", "readings")  # keywords of run(), not of a RunConfig
+
+
 def run_grid(points, data, seeds=(0,), progress=True, desc="grid", **budget):
     """:func:`run_seeds` for each point of a sweep; one row per (point, seed).
 
@@ -169,7 +182,7 @@ def run_grid(points, data, seeds=(0,), progress=True, desc="grid", **budget):
             raise ValueError(f"each point needs a 'family' and a 'label'; got {p!r}")
     settings = [{**budget, **{k: v for k, v in p.items() if k not in ("family", "label")}} for p in points]
     for point, s in zip(points, settings, strict=True):
-        RunConfig.of(point["family"], **{k: v for k, v in s.items() if k not in ("probe", "eval_data")})
+        RunConfig.of(point["family"], **{k: v for k, v in s.items() if k not in RUN_ARGUMENTS})
     frames, models, histories = [], {}, {}
     pairs = list(zip(points, settings, strict=True))
     for point, s in tqdm(pairs, desc=desc, disable=not progress, leave=False):

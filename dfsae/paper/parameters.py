@@ -87,7 +87,6 @@ PARAMETERS: dict[str, Rule] = {
     "l1_coefficient": _weight,
     "l1_sweep": _numbers(allow_zero=True),
     "l1_weighting": _one_of("plain", "decoder_norm"),
-    "df_lambdas": _numbers(allow_zero=True),
     "balances": _numbers(),
     "topk_sweep": _integers(),
     "topk_k": _integer(),
@@ -97,6 +96,9 @@ PARAMETERS: dict[str, Rule] = {
     "adam_lrs": _numbers(),
     "sgd_lrs": _numbers(),
     "compare_sum_reduction": validation.boolean,
+    "long_budget_factor": _integer(minimum=2),
+    "long_budget_dim": _integer(),
+    "rerun_long_budget": validation.boolean,
     "n_probes": _integer(),
     # measurement
     "n_samples": _integer(),

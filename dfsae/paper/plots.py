@@ -74,6 +74,38 @@ def weight_images(rows: dict, n: int = 16, shape=(28, 28), ncols: int = 16):
     return fig
 
 
+def unit_inputs(rows: list, shape=(28, 28)):
+    """One row per unit: its weight image, then groups of input images, each group titled.
+    ``rows`` is a list of (label, weight, {group title: (n, D) inputs}). Inputs are drawn in
+    grey, the weight in red and blue, each tile scaled to its own largest absolute value."""
+    groups = list(rows[0][2])
+    n = [len(rows[0][2][g]) for g in groups]
+    ncols = 1 + sum(n) + len(groups)                     # a blank column before each group
+    tile = min(0.62, 9.8 / ncols)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(ncols * tile, (tile + 0.12) * len(rows) + 0.5),
+                             squeeze=False)
+    for r, (label, w, inputs) in enumerate(rows):
+        w = np.asarray(w.detach().cpu() if isinstance(w, torch.Tensor) else w).reshape(shape)
+        axes[r, 0].imshow(w / (np.abs(w).max() + 1e-12), cmap="RdBu_r", vmin=-1, vmax=1)
+        axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        c = 1
+        for g in groups:
+            c += 1
+            for i, x in enumerate(np.asarray(inputs[g])):
+                axes[r, c].imshow(x.reshape(shape), cmap="gray_r")
+                if r == 0 and i == 0:
+                    axes[r, c].set_title(g, loc="left", fontsize=9)
+                c += 1
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    fig.subplots_adjust(left=0.1, right=0.99, top=1 - 0.45 / fig.get_figheight(), bottom=0.01, wspace=0.05,
+                        hspace=0.08)
+    return fig
+
+
 def mixture_panel(ax, x, model, title: str):
     """Scatter of 2-D data coloured by the winning component, with 2σ ellipses."""
     from matplotlib.patches import Ellipse

@@ -135,9 +135,24 @@ def judge_all(margins, tolerances) -> str:
     return "held" if set(each) == {"held"} else ("failed" if set(each) == {"failed"} else "partly held")
 
 
+def judge_curve(margins, tolerances) -> str:
+    """One verdict along a curve (e.g. the points of a sweep): partly held when some point has
+    clearly held and another clearly failed, whatever the points in between; otherwise as
+    :func:`judge_all` (held or failed only when every point is decided alike); inconclusive
+    when there are no points to judge."""
+    if len(margins) == 0:
+        return INCONCLUSIVE
+    each = {judge(float(m), float(t)) for m, t in zip(margins, tolerances, strict=True)}
+    if {"held", "failed"} <= each:
+        return "partly held"
+    return judge_all(margins, tolerances)
+
+
 def closest_to_threshold(margins, tolerances) -> tuple[float, float]:
     """The (margin, tolerance) of the setting nearest to deciding differently, for the record."""
     pairs = list(zip(map(float, margins), map(float, tolerances), strict=True))
+    if not pairs:
+        return math.nan, 0.0
     return min(pairs, key=lambda mt: abs(mt[0]) - mt[1])
 
 

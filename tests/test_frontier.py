@@ -1,0 +1,110 @@
+"""Frontiers and curve verdicts against brute-force computations."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dfsae.paper import record as R
+from dfsae.paper.frontier import frontier_at, ratio_to_frontier
+
+
+def brute_frontier(l0, xs, ys):
+    """Lowest FVU with at most l0 active units, by hand: envelope points, then log-linear."""
+    pts = sorted(zip(xs, ys, strict=True))
+    env, best = [], math.inf
+    for x, y in pts:
+        best = min(best, y)
+        env.append((x, best))
+    if l0 < env[0][0]:
+        return math.nan
+    if l0 >= env[-1][0]:
+        return env[-1][1]
+    for (x0, y0), (x1, y1) in zip(env, env[1:], strict=False):
+        if x0 <= l0 <= x1:
+            if x1 == x0:
+                return min(y0, y1)
+            t = (math.log(l0) - math.log(x0)) / (math.log(x1) - math.log(x0))
+            return y0 + t * (y1 - y0)
+    raise AssertionError
+
+
+def test_frontier_matches_a_hand_computation():
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(1, 100, 9)
+    ys = rng.uniform(0.05, 1.0, 9)          # not monotone: the envelope must take over
+    queries = [0.5, 1.0, 3.0, 17.0, 42.0, 99.0, 150.0] + list(xs)
+    got = frontier_at(queries, xs, ys)
+    for q, g in zip(queries, got, strict=True):
+        want = brute_frontier(q, xs, ys)
+        if math.isnan(want):
+            assert math.isnan(g), q
+        else:
+            assert g == pytest.approx(want, rel=1e-12), q
+
+
+def test_frontier_is_nan_below_the_sparsest_point_and_flat_above():
+    out = frontier_at([2.0, 200.0], [4.0, 40.0], [0.5, 0.2])
+    assert math.isnan(out[0]) and out[1] == pytest.approx(0.2)
+
+
+def test_ratio_takes_the_best_baseline_at_each_point():
+    base = pd.DataFrame({"family": ["a", "a", "b", "b"], "l0": [2.0, 20.0, 5.0, 50.0],
+                         "fvu": [0.8, 0.4, 0.5, 0.1]})
+    pts = pd.DataFrame({"l0": [1.0, 10.0, 60.0], "fvu": [0.3, 0.6, 0.3]})
+    out = ratio_to_frontier(pts, base)
+    assert math.isnan(out.ratio[0]) and pd.isna(out.frontier_family[0])
+    a10 = 0.8 + (math.log(10) - math.log(2)) / (math.log(20) - math.log(2)) * (0.4 - 0.8)
+    b10 = 0.5 + (math.log(10) - math.log(5)) / (math.log(50) - math.log(5)) * (0.1 - 0.5)
+    assert out.frontier[1] == pytest.approx(min(a10, b10))
+    assert out.frontier_family[1] == ("a" if a10 < b10 else "b")
+    assert out.ratio[2] == pytest.approx(0.3 / 0.1) and out.frontier_family[2] == "b"
+
+
+def test_ratio_names_a_missing_column():
+    with pytest.raises(ValueError, match="fvu"):
+        ratio_to_frontier(pd.DataFrame({"l0": [1.0]}),
+                          pd.DataFrame({"l0": [1.0], "fvu": [0.1], "family": ["a"]}))
+
+
+def test_judge_curve():
+    assert R.judge_curve([0.5, -0.5], [0.1, 0.1]) == "partly held"
+    assert R.judge_curve([0.5, 0.0, -0.5], [0.1, 0.1, 0.1]) == "partly held"   # mixed, whatever lies between
+    assert R.judge_curve([0.5, 0.3], [0.1, 0.1]) == "held"
+    assert R.judge_curve([-0.5, -0.3], [0.1, 0.1]) == "failed"
+    assert R.judge_curve([0.5, 0.05], [0.1, 0.1]) == R.INCONCLUSIVE
+    assert R.judge_curve([], []) == R.INCONCLUSIVE
+
+
+def test_compare_curves_reads_the_named_columns():
+    from dfsae.paper.frontier import compare_curves
+    base = pd.DataFrame({"family": ["a", "a"], "l0": [2.0, 20.0], "fvu": [0.8, 0.4]})
+    curve = pd.DataFrame({"l0": [20.0, 1.0], "fvu_wt_scaled": [0.44, 0.1], "l0_similarity": [30.0, 30.0],
+                          "fvu_sim_scaled": [0.8, 0.9], "effective_components": [3.0, 3.0]})
+    m, t, text = compare_curves(curve, base, "energy", ["β=1", "β=10"])
+    assert list(m) == pytest.approx([1.1 - 1.1]) and list(t) == pytest.approx([0.2 * 1.1])
+    assert "no baseline as sparse" in text
+    m, _, _ = compare_curves(curve, base, "similarity", ["β=1", "β=10"])
+    assert list(m) == pytest.approx([1.1 - 2.0, 1.1 - 2.25])
+    with pytest.raises(ValueError, match="reading"):
+        compare_curves(curve, base, "energies", ["β=1", "β=10"])
+
+
+def test_sparsity_at_inverts_the_frontier():
+    from dfsae.paper.frontier import sparsity_at
+    xs, ys = [2.0, 5.0, 20.0, 80.0], [0.9, 0.6, 0.65, 0.2]   # 20 is above the envelope
+    assert sparsity_at([0.6], xs, ys)[0] == pytest.approx(5.0)
+    assert math.isnan(sparsity_at([0.1], xs, ys)[0])
+    assert sparsity_at([0.95], xs, ys)[0] == pytest.approx(2.0)
+    target = 0.4
+    got = sparsity_at([target], xs, ys)[0]
+    assert frontier_at([got], xs, ys)[0] == pytest.approx(target)      # the round trip
+    assert 5.0 < got < 80.0
+
+
+def test_curve_summary_counts_by_hand():
+    from dfsae.paper.frontier import curve_summary
+    m = pd.Series([0.5, -0.5, 0.01], index=["a", "b", "c"])
+    text = curve_summary(m, pd.Series([0.1, 0.1, 0.1], index=m.index))
+    assert text == "within 1.1× at 1 of 3 points, beyond it at 1, within tolerance at 1; best 0.60× (a)"
