@@ -4,20 +4,22 @@
     python benchmarks/decoder_tax.py --widths 1024 --repeats 3 --modes eager --out /tmp/tax.json
     python benchmarks/decoder_tax.py --device cuda         # the same on a GPU (its name is recorded)
 
-For each width K and variant it times one full training step (forward, backward, Adam step;
-median over ``--repeats`` after two warm-up steps) and records peak memory, each variant in
-its own subprocess so that peak memory is its own. Each step is timed in two execution modes,
-``eager`` and ``compiled`` (the loss, model forward and objective, through ``torch.compile``;
-the first step's extra time is recorded as the compile cost), the same mode on both sides of
-every ratio. It prints the ratios against the standard SAE and against the encoder-only floor,
-and writes everything, with machine information, to ``--out`` (default
+For each width K it times one full training step (forward, backward, Adam step) of every
+variant in two execution modes, ``eager`` and ``compiled`` (the loss — model forward and
+objective — through ``torch.compile``; the first step's extra time is recorded as the compile
+cost). Each (variant, mode) lives in its own subprocess, so that its peak memory is its own, and
+all of a width's subprocesses step in interleaved rounds (one step each per round, in rotating
+order, after two warm-up steps), so that a slow spell of a shared machine falls on every variant
+alike. A ratio is the median over rounds of the ratio within a round, always in the same mode
+on both sides. It prints the ratios against the standard SAE and against the encoder-only floor,
+and writes everything, with machine information and every round's times, to ``--out`` (default
 ``benchmarks/decoder_tax.json``, which the book's appendix reads).
 
 Variants: ``sae`` (encoder + decoder, MSE + L1); ``df-exact``, ``df-gram``, ``df-estimate``
-(decoder-free, full objective, L_tc computed each way; ``df-estimate`` is the fused InfoMax
-path); ``encoder-only`` (decoder-free with L_LSE alone, no batch statistics: the floor any
-decoder-free variant can reach). ``df-exact`` is skipped where its K×K matrix exceeds
-``--max-matrix-gb``.
+(decoder-free, full objective, L_tc computed each way; ``df-estimate`` is the fused path of
+``decorrelation="estimate"``); ``encoder-only`` (decoder-free with L_LSE alone, through the same
+fused path, so no batch statistics: the floor any decoder-free variant can reach).
+``df-exact`` is skipped where its K×K matrix exceeds ``--max-matrix-gb``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def flops(variant: str, b: int, k: int, d: int = INPUT_DIM, m: int = N_PROBES) -
     return linear + extra
 
 
-def child(variant: str, k: int, b: int, repeats: int, device: str, mode: str) -> dict:
+def child(variant: str, k: int, b: int, device: str, mode: str) -> None:
+    """Serve steps on request: each line "step" on stdin runs one step and prints its seconds;
+    "done" prints the variant's record (peak memory, parameters, FLOPs) as JSON and exits."""
     import torch
 
     import dfsae
@@ -55,10 +59,12 @@ def child(variant: str, k: int, b: int, repeats: int, device: str, mode: str) ->
     if variant == "sae":
         model, objective = dfsae.StandardSAE(INPUT_DIM, k, seed=0), dfsae.SAEObjective(1e-3)
     elif variant == "encoder-only":
-        model, objective = dfsae.DecoderFreeSAE(INPUT_DIM, k, seed=0), dfsae.DecoderFreeObjective(1, 0, 0)
+        model = dfsae.DecoderFreeSAE(INPUT_DIM, k, seed=0)
+        objective = dfsae.DecoderFreeObjective(1, 0, 0, decorrelation="estimate")
     else:
         model = dfsae.DecoderFreeSAE(INPUT_DIM, k, seed=0)
         objective = dfsae.DecoderFreeObjective(decorrelation=variant[3:], n_probes=N_PROBES)
+    objective.reset(0)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_of = torch.compile(objective.__call__) if mode == "compiled" else objective
@@ -67,29 +73,87 @@ def child(variant: str, k: int, b: int, repeats: int, device: str, mode: str) ->
         torch.cuda.reset_peak_memory_stats()
 
     def step():
+        start = time.perf_counter()
         loss, _ = loss_of(model, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if device == "cuda":
             torch.cuda.synchronize()
+        return time.perf_counter() - start
 
-    times, first = [], None
-    for i in range(repeats + 2):
-        start = time.perf_counter()
-        step()
-        if i == 0:
-            first = time.perf_counter() - start
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    if device == "cuda":
-        peak_mb = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
-    median = statistics.median(times)
-    return {"variant": variant, "mode": mode, "K": k, "B": b, "step_s": median, "first_step_s": first,
-            "compile_s": max(0.0, first - median) if mode == "compiled" else 0.0, "peak_mb": peak_mb,
-            "params": model.num_parameters(), "flops": flops(variant, b, k)}
+    for line in sys.stdin:
+        if line.strip() == "step":
+            print(step(), flush=True)
+            continue
+        if device == "cuda":
+            peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
+        print(json.dumps({"variant": variant, "mode": mode, "K": k, "B": b, "peak_mb": peak_mb,
+                          "params": model.num_parameters(), "flops": flops(variant, b, k)}), flush=True)
+        return
+
+
+class Runner:
+    """One child process serving steps of one (variant, mode)."""
+
+    def __init__(self, variant, k, mode, args):
+        cmd = [sys.executable, __file__, "--child", variant, str(k), mode, "--batch", str(args.batch),
+               "--device", args.device]
+        # No compile cache: the first step then pays the full compilation, as on a fresh machine.
+        env = {**os.environ, "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"}
+        self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                        env=env)
+        self.key = (k, mode, variant)
+
+    def step(self) -> float:
+        self.process.stdin.write("step\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the benchmark process for {self.key} stopped; run it alone with "
+                               f"--widths {self.key[0]} --modes {self.key[1]} to see its error")
+        return float(line)
+
+    def finish(self) -> dict:
+        self.process.stdin.write("done\n")
+        self.process.stdin.flush()
+        record = json.loads(self.process.stdout.readline())
+        self.process.wait()
+        return record
+
+
+def measure_width(k: int, args) -> list[dict]:
+    """Every variant and mode at width ``k``, stepped in interleaved rounds."""
+    runners = [Runner(variant, k, mode, args) for mode in args.modes for variant in VARIANTS
+               if not (variant == "df-exact" and 4 * k * k / 2**30 > args.max_matrix_gb)]
+    try:
+        first = [r.step() for r in runners]
+        for r in runners:
+            r.step()
+        times = {r.key: [] for r in runners}
+        for i in range(args.repeats):
+            order = runners[i % len(runners):] + runners[:i % len(runners)]
+            for r in order:
+                times[r.key].append(r.step())
+        rows = []
+        for r, first_s in zip(runners, first, strict=True):
+            row = r.finish()
+            median = statistics.median(times[r.key])
+            row.update(step_s=median, rounds_s=times[r.key], first_step_s=first_s,
+                       compile_s=max(0.0, first_s - median) if r.key[1] == "compiled" else 0.0)
+            rows.append(row)
+    finally:
+        for r in runners:
+            if r.process.poll() is None:
+                r.process.kill()
+    return rows
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over rounds of numerator / denominator within each round."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
 
 
 def machine(device: str) -> dict:
@@ -107,10 +171,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", type=int, nargs="+", default=[1024, 4096, 16384, 65536])
     parser.add_argument("--modes", nargs="+", default=["eager", "compiled"], choices=["eager", "compiled"])
-    parser.add_argument("--max-matrix-gb", type=float, default=2.0,
-                        help="skip df-exact where its K×K matrix is larger (default 2 GB)")
+    parser.add_argument("--max-matrix-gb", type=float, default=0.5,
+                        help="skip df-exact where its K×K matrix is larger (default 0.5 GB: K ≤ 11,585)")
     parser.add_argument("--batch", type=int, default=1024)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds after two warm-up steps")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "decoder_tax.json"))
     parser.add_argument("--child", nargs=3, metavar=("VARIANT", "K", "MODE"), help=argparse.SUPPRESS)
@@ -124,35 +188,29 @@ def main(argv=None) -> int:
             parser.error("--device cuda but no CUDA device is available")
     if args.child:
         variant, k, mode = args.child
-        print(json.dumps(child(variant, int(k), args.batch, args.repeats, args.device, mode)))
+        child(variant, int(k), args.batch, args.device, mode)
         return 0
 
     rows = []
     for k in args.widths:
-        for mode in args.modes:
-            for variant in VARIANTS:
-                if variant == "df-exact" and 4 * k * k / 2**30 > args.max_matrix_gb:
-                    continue
-                cmd = [sys.executable, __file__, "--child", variant, str(k), mode, "--batch",
-                       str(args.batch), "--repeats", str(args.repeats), "--device", args.device]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-                row = json.loads(out.strip().splitlines()[-1])
-                rows.append(row)
-                print(f"K={k:6d} {mode:8s} {variant:13s} {row['step_s'] * 1e3:9.1f} ms/step  "
-                      f"peak {row['peak_mb']:8.0f} MB  compile {row['compile_s']:5.1f} s", flush=True)
+        for row in measure_width(k, args):
+            rows.append(row)
+            print(f"K={k:6d} {row['mode']:8s} {row['variant']:13s} {row['step_s'] * 1e3:9.1f} ms/step  "
+                  f"peak {row['peak_mb']:8.0f} MB  compile {row['compile_s']:5.1f} s", flush=True)
     by = {(r["K"], r["mode"], r["variant"]): r for r in rows}
-    print("\nratios, same mode on both sides (standard SAE step / variant step; variant / the floor):")
+    print("\nratios, same mode on both sides, median over rounds of the ratio within a round "
+          "(standard SAE step / variant step; variant / the floor):")
     for k in args.widths:
         for mode in args.modes:
-            sae, floor = by[(k, mode, "sae")]["step_s"], by[(k, mode, "encoder-only")]["step_s"]
+            sae, floor = by[(k, mode, "sae")]["rounds_s"], by[(k, mode, "encoder-only")]["rounds_s"]
             for variant in VARIANTS[1:]:
                 if (k, mode, variant) not in by:
                     continue
-                t = by[(k, mode, variant)]["step_s"]
-                by[(k, mode, variant)]["speedup_vs_sae"] = sae / t
-                by[(k, mode, variant)]["vs_floor"] = t / floor
-                print(f"K={k:6d} {mode:8s} {variant:13s} {sae / t:5.2f}x faster than SAE   "
-                      f"{t / floor:5.2f}x the floor")
+                row = by[(k, mode, variant)]
+                row["speedup_vs_sae"] = paired_ratio(sae, row["rounds_s"])
+                row["vs_floor"] = paired_ratio(row["rounds_s"], floor)
+                print(f"K={k:6d} {mode:8s} {variant:13s} {row['speedup_vs_sae']:5.2f}x faster than SAE   "
+                      f"{row['vs_floor']:5.2f}x the floor")
     result = {"machine": machine(args.device), "input_dim": INPUT_DIM, "batch": args.batch,
               "repeats": args.repeats, "n_probes": N_PROBES, "modes": args.modes, "rows": rows}
     tmp = args.out + ".tmp"

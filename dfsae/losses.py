@@ -175,8 +175,74 @@ def _estimated_decorrelation(codes, mean, var, eps, n_probes, generator):
     return (off_diag_v * off_diag_v).sum() / m
 
 
-class _InfoMaxEstimate(torch.autograd.Function):
-    """L_var and the Hutchinson estimate of L_tc in one fused pass, with an analytic backward.
+def _moments(codes: torch.Tensor, rows: int = 32):
+    """Batch mean and biased variance per unit, (K,) each, in one pass over the (B, K) codes.
+
+    ``torch.var_mean(codes, dim=0)`` walks a row-major matrix down its columns, which is several
+    times slower than reading it once. Here the rows are read in blocks of ``rows`` (small enough
+    to stay in cache), shifted by the first row so that Σd² − (Σd)²/B does not cancel badly."""
+    if torch.compiler.is_compiling():  # the compiler writes its own one-pass reduction
+        var, mean = torch.var_mean(codes, dim=0, correction=0)
+        return mean, var
+    n = codes.shape[0]
+    shift = codes[0]
+    total = torch.zeros_like(shift)
+    squares = torch.zeros_like(shift)
+    for start in range(0, n, rows):
+        block = codes[start:start + rows] - shift
+        total += block.sum(0)
+        squares += (block * block).sum(0)
+    mean = total / n
+    var = (squares / n - mean * mean).clamp_min_(0)
+    return mean + shift, var
+
+
+def _lse_forward(energies):
+    """Per-input L_LSE = min_j E_j − log Σ_j exp(−(E_j − min_j E_j)) and the unnormalised
+    responsibilities e = exp(−(E − min E)) with their row sums; e is reused as the gradient buffer."""
+    low = energies.amin(dim=1, keepdim=True)
+    e = torch.sub(low, energies).exp_()
+    total = e.sum(dim=1, keepdim=True)
+    return (low - torch.log(total)).squeeze(1), e, total
+
+
+def _claim_buffer(ctx) -> None:
+    """A forward buffer reused for the gradient serves one backward; say so on a second."""
+    if ctx.reuse and ctx.consumed:
+        raise RuntimeError("this fused loss reuses its forward buffer for the gradient and can be "
+                           "backpropagated once; call it with reuse_buffer=False to backpropagate again")
+    ctx.consumed = True
+
+
+def _lse_gradient(ctx, e, g_lse, total):
+    """g_i r_ij, written into the forward's buffer ``e`` when ``ctx.reuse``."""
+    if not ctx.reuse:
+        return e * (g_lse[:, None] / total)
+    return e.mul_(g_lse[:, None] / total)
+
+
+class _LSE(torch.autograd.Function):
+    """L_LSE per input with the backward ∂L_i/∂E_ij = r_ij = softmax(−E_i)_j (Eq. 2) written, with
+    ``reuse``, into the buffer of exponentials the forward made: one (B, K) buffer for the step."""
+
+    @staticmethod
+    def forward(ctx, energies, reuse: bool):
+        per_input, e, total = _lse_forward(energies)
+        ctx.save_for_backward(e, total)
+        ctx.reuse, ctx.consumed = reuse, False
+        return per_input
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_lse):
+        _claim_buffer(ctx)
+        e, total = ctx.saved_tensors
+        return _lse_gradient(ctx, e, g_lse, total), None
+
+
+class _LSEInfoMax(torch.autograd.Function):
+    """L_LSE per input, L_var and the Hutchinson estimate of L_tc in one fused pass, with an
+    analytic backward that accumulates every term's gradient into one (B, K) buffer.
 
     With A the (B, K) codes, μ and v their batch mean and variance, s = (v + ε)^(−1/2),
     C = A − 1μᵀ (never materialised), probes P (K, m) and Q = diag(s) P:
@@ -187,28 +253,37 @@ class _InfoMaxEstimate(torch.autograd.Function):
         L_var = −Σ_j log(v_j + ε),    L_tc ≈ ‖O‖²_F / m
 
     Backward, with G = 2 g_tc O / m and H = diag(s) G: ∂L/∂C = ((C H) Qᵀ + Y Hᵀ) / B through Cov,
-    plus 2 C diag(g_v) / B through v, where g_v collects ∂L/∂v from L_var, s and d. It touches the
-    (B, K) codes in thin products only (two reads forward, two reads and one write backward) and
-    keeps no centred copy.
+    plus 2 C diag(g_v) / B through v, where g_v collects ∂L/∂v from L_var, s and d. The gradient
+    of L_LSE, g_i r_ij, is written into the forward's buffer of exponentials; the InfoMax part is
+    added to it in place: C diag(w) as A diag(w) plus a rank-one correction, so the whole
+    InfoMax gradient is one diagonal scaling and one (B, 2m+1)·(2m+1, K) product. The (B, K)
+    codes are read in thin products only (two forward, two backward) and never copied or centred.
     """
 
     @staticmethod
-    def forward(ctx, codes, probes, eps: float):
+    def forward(ctx, codes, probes, eps: float, reuse: bool, with_lse: bool):
         n, m = codes.shape[0], probes.shape[1]
-        var, mean = torch.var_mean(codes, dim=0, correction=0)
+        if with_lse:
+            per_input, e, total = _lse_forward(codes)
+        else:
+            per_input, e, total = codes.new_zeros(n), codes.new_empty(0), codes.new_empty(0)
+        ctx.reuse, ctx.consumed, ctx.with_lse = reuse, False, with_lse
+        mean, var = _moments(codes)
         s = torch.rsqrt(var + eps)
         q = probes * s[:, None]
         y = codes @ q - mean @ q                                        # C Q
         z = (codes.T @ y - mean[:, None] * y.sum(0)) / n                # Cᵀ Y / B
         d = var * s * s
         off = s[:, None] * z - d[:, None] * probes
-        ctx.save_for_backward(codes, probes, mean, s, q, y, z, off)
+        ctx.save_for_backward(codes, probes, e, total, mean, s, q, y, z, off)
         ctx.eps = eps
-        return -torch.log(var + eps).sum(), (off * off).sum() / m
+        return per_input, -torch.log(var + eps).sum(), (off * off).sum() / m
 
     @staticmethod
-    def backward(ctx, g_var, g_tc):
-        codes, probes, mean, s, q, y, z, off = ctx.saved_tensors
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_lse, g_var, g_tc):
+        _claim_buffer(ctx)
+        codes, probes, e, total, mean, s, q, y, z, off = ctx.saved_tensors
         n, m, eps = codes.shape[0], probes.shape[1], ctx.eps
         g = off * (2 * g_tc / m)
         h = g * s[:, None]                                              # ∂L/∂Z
@@ -218,22 +293,49 @@ class _InfoMaxEstimate(torch.autograd.Function):
         g_d = -(g * probes).sum(1)
         s2 = s * s
         g_v = -g_var * s2 - 0.5 * g_s * s2 * s + eps * g_d * s2 * s2   # ∂L/∂v
-        grad = torch.cat([ch, y], 1) @ torch.cat([q, h], 1).T          # (C H) Qᵀ + Y Hᵀ
-        w = 2 * g_v / n
-        grad.div_(n).addcmul_(codes, w.expand(codes.shape)).sub_(mean * w)  # + 2 C diag(g_v) / B
-        return grad, None, None
+        w = 2 * g_v / n                                                 # ∂L/∂C through v: C diag(w)
+        if not ctx.with_lse:  # the InfoMax gradient alone (the form the compiler handles best)
+            grad = torch.cat([ch, y], 1) @ torch.cat([q, h], 1).T          # (C H) Qᵀ + Y Hᵀ
+            grad.div_(n).addcmul_(codes, w.expand(codes.shape)).sub_(mean * w)  # + C diag(w)
+            return grad, None, None, None, None
+        grad = _lse_gradient(ctx, e, g_lse, total)                      # ∂L_LSE/∂A = g r
+        grad.addcmul_(codes, w)
+        left = torch.cat([ch / n, y / n, -torch.ones_like(y[:, :1])], 1)
+        right = torch.cat([q, h, (mean * w)[:, None]], 1)
+        return grad.addmm_(left, right.T), None, None, None, None       # + ((CH)Qᵀ + YHᵀ)/B − 1(μ∘w)ᵀ
+
+
+def lse_per_input(energies: torch.Tensor, reuse_buffer: bool = False) -> torch.Tensor:
+    """L_LSE of each input, (B,), fused (see ``_LSE``): the same values and gradients as
+    ``lse_loss`` before its reduction. With ``reuse_buffer=True`` (what training uses) the
+    gradient is written into the forward's buffer, so the graph can be backpropagated once."""
+    if energies.ndim != 2:
+        raise ValueError(f"lse_per_input needs a 2-D (batch, K) tensor, got shape {tuple(energies.shape)}")
+    return _LSE.apply(energies, bool(reuse_buffer))
+
+
+def lse_infomax_estimate(codes: torch.Tensor, eps: float = EPS, n_probes: int = 16,
+                         generator: torch.Generator | None = None, probes: torch.Tensor | None = None,
+                         reuse_buffer: bool = False):
+    """(L_LSE per input, L_var, L_tc estimated with ``n_probes`` Rademacher probes), fused (see
+    ``_LSEInfoMax``): the same values and gradients as ``lse_loss`` (before its reduction),
+    :func:`variance_loss` and ``decorrelation_loss(..., method="estimate")`` with the same
+    probes, in fewer passes over the codes and one (B, K) gradient buffer (``reuse_buffer``: see
+    :func:`lse_per_input`)."""
+    _require_batch(codes, "lse_infomax_estimate")
+    if probes is None:
+        probes = _rademacher(codes.shape[1], validation.positive_int("n_probes", n_probes), generator, codes)
+    return _LSEInfoMax.apply(codes, probes.to(codes.dtype), eps, bool(reuse_buffer), True)
 
 
 def infomax_estimate(codes: torch.Tensor, eps: float = EPS, n_probes: int = 16,
                      generator: torch.Generator | None = None, probes: torch.Tensor | None = None):
-    """(L_var, L_tc estimated with ``n_probes`` Rademacher probes), fused (see ``_InfoMaxEstimate``).
-
-    The same values and gradients as :func:`variance_loss` and ``decorrelation_loss(...,
-    method="estimate")`` with the same probes, in fewer passes over the codes."""
+    """(L_var, L_tc estimated with ``n_probes`` Rademacher probes), fused: the InfoMax part of
+    :func:`lse_infomax_estimate`, without L_LSE."""
     _require_batch(codes, "infomax_estimate")
     if probes is None:
         probes = _rademacher(codes.shape[1], validation.positive_int("n_probes", n_probes), generator, codes)
-    return _InfoMaxEstimate.apply(codes, probes.to(codes.dtype), eps)
+    return _LSEInfoMax.apply(codes, probes.to(codes.dtype), eps, False, False)[1:]
 
 
 def _global_decorrelation(codes, eps, method, n_probes, generator):

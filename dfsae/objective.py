@@ -20,7 +20,7 @@ from typing import ClassVar, Protocol
 import torch
 
 from . import distributed as dist_stats
-from . import validation
+from . import losses, validation
 from .losses import (
     DECORRELATION_METHODS,
     EPS,
@@ -28,7 +28,9 @@ from .losses import (
     decorrelation_loss,
     infomax_estimate,
     l1_penalty,
+    lse_infomax_estimate,
     lse_loss,
+    lse_per_input,
     reconstruction_loss,
     variance_loss,
     weight_orthogonality_loss,
@@ -62,7 +64,11 @@ class DecoderFreeObjective:
     """The decoder-free objective L = λ_lse L_LSE + λ_var L_var + λ_tc L_tc + λ_wr L_wr.
 
     ``decorrelation`` selects how L_tc is computed (see :func:`dfsae.losses.decorrelation_loss`);
-    ``"estimate"`` draws ``n_probes`` fresh probe vectors at every call.
+    ``"estimate"`` draws ``n_probes`` fresh probe vectors at every call and is the large-K path:
+    outside a process group, L_LSE, L_var and L_tc are then computed by fused functions
+    (:func:`dfsae.losses.lse_infomax_estimate`, :func:`dfsae.losses.lse_per_input`) whose
+    backward accumulates all their gradients in one (B, K) buffer; the graph of such a loss can
+    be backpropagated once.
 
     Calling it as ``objective(model, x)`` returns ``(loss, terms)`` where ``terms`` maps
     each term's name (``"lse"``, ``"var"``, ``"tc"``, ``"wr"``) to its *unweighted* value.
@@ -102,24 +108,21 @@ class DecoderFreeObjective:
     def __call__(self, model: DecoderFreeSAE, x: torch.Tensor):
         """``model`` may be wrapped in DistributedDataParallel; inside an active process group
         the batch statistics are those of the global batch (:mod:`dfsae.distributed`)."""
-        energies = model(x)  # = energies; called through the wrapper so DDP sees the forward
         core = getattr(model, "module", model)
         distributed = dist_stats.is_active()
+        fused = self.decorrelation == "estimate" and not distributed
+        # Probes first: drawing them from the generator is where torch.compile breaks its graph,
+        # so everything after it compiles as one graph.
+        probes = self._probes(core.hidden_dim, core.W) if fused and self.needs_batch_statistics else None
+        energies = model(x)  # = energies; called through the wrapper so DDP sees the forward
         terms = {}
         loss = energies.new_zeros(())
-        if self.lambda_lse > 0:
-            terms["lse"] = lse_loss(energies, self.lse_reduction, distributed=distributed)
-            loss = loss + self.lambda_lse * terms["lse"]
-        if self.needs_batch_statistics and self.decorrelation == "estimate" and not distributed:
-            # Large-K path: both InfoMax terms in one fused pass with an analytic backward.
-            var_term, tc_term = infomax_estimate(energies, self.eps, self.n_probes, self.generator)
-            if self.lambda_var > 0:
-                terms["var"] = var_term
-                loss = loss + self.lambda_var * var_term
-            if self.lambda_tc > 0:
-                terms["tc"] = tc_term
-                loss = loss + self.lambda_tc * tc_term
-        elif self.needs_batch_statistics:
+        if fused:
+            loss = self._fused_terms(energies, terms, probes)
+        else:
+            if self.lambda_lse > 0:
+                terms["lse"] = lse_loss(energies, self.lse_reduction, distributed=distributed)
+                loss = loss + self.lambda_lse * terms["lse"]
             if self.lambda_var > 0:
                 terms["var"] = variance_loss(energies, self.eps, distributed=distributed)
                 loss = loss + self.lambda_var * terms["var"]
@@ -134,6 +137,38 @@ class DecoderFreeObjective:
             terms["recon"] = reconstruction_loss(x, core.implicit_decode(energies))
             loss = loss + self.lambda_recon * terms["recon"]
         return loss, terms
+
+    def _probes(self, k, like):
+        return losses._rademacher(k, self.n_probes, self.generator, like.detach())
+
+    def _fused_terms(self, energies, terms, probes):
+        """The large-K path of ``decorrelation="estimate"``: L_LSE, and L_var with the estimated
+        L_tc if either is on, through fused functions whose backward writes every term's
+        gradient into the one (B, K) buffer the forward made (:func:`dfsae.losses.lse_infomax_estimate`).
+        Under ``torch.compile`` the compiler fuses the plain L_LSE with the model's forward better
+        than a hand-fused function it cannot see into, so only the InfoMax part is fused by hand."""
+        loss = energies.new_zeros(())
+        if torch.compiler.is_compiling():
+            if self.lambda_lse > 0:
+                terms["lse"] = lse_loss(energies, self.lse_reduction)
+                loss = loss + self.lambda_lse * terms["lse"]
+            if self.needs_batch_statistics:
+                var_term, tc_term = infomax_estimate(energies, self.eps, probes=probes)
+        elif self.needs_batch_statistics:
+            per_input, var_term, tc_term = lse_infomax_estimate(energies, self.eps, probes=probes,
+                                                                reuse_buffer=True)
+        elif self.lambda_lse > 0:
+            per_input = lse_per_input(energies, reuse_buffer=True)
+        if self.lambda_lse > 0 and "lse" not in terms:
+            terms["lse"] = per_input.mean() if self.lse_reduction == "mean" else per_input.sum()
+            loss = loss + self.lambda_lse * terms["lse"]
+        if self.lambda_var > 0:
+            terms["var"] = var_term
+            loss = loss + self.lambda_var * var_term
+        if self.lambda_tc > 0:
+            terms["tc"] = tc_term
+            loss = loss + self.lambda_tc * tc_term
+        return loss
 
     def __repr__(self) -> str:
         return (f"DecoderFreeObjective(lambda_lse={self.lambda_lse}, lambda_var={self.lambda_var}, "

@@ -108,3 +108,22 @@ def test_curve_summary_counts_by_hand():
     m = pd.Series([0.5, -0.5, 0.01], index=["a", "b", "c"])
     text = curve_summary(m, pd.Series([0.1, 0.1, 0.1], index=m.index))
     assert text == "within 1.1× at 1 of 3 points, beyond it at 1, within tolerance at 1; best 0.60× (a)"
+
+
+def test_compare_curves_by_width_uses_only_the_baselines_of_the_same_width():
+    from dfsae.paper.frontier import compare_curves_by_width
+
+    curves = pd.DataFrame({"K": [64, 64, 256], "lambda_lse": [1.0, 10.0, 1.0], "l0": [20.0, 10.0, 40.0],
+                           "fvu_wt_scaled": [0.5, 0.8, 0.3]})
+    baselines = pd.DataFrame({"K": [64, 64, 256, 256], "family": ["sae"] * 4, "l0": [5.0, 50.0, 5.0, 50.0],
+                              "fvu": [0.4, 0.2, 0.9, 0.1]})
+    margins, tolerances = compare_curves_by_width(curves, baselines, "energy")
+    # by hand: the K = 64 frontier from (5, 0.4) to (50, 0.2), log-linear in L0;
+    # the K = 256 one from (5, 0.9) to (50, 0.1)
+    at = {64: lambda l0: 0.4 + (0.2 - 0.4) * math.log(l0 / 5) / math.log(10),
+          256: lambda l0: 0.9 + (0.1 - 0.9) * math.log(l0 / 5) / math.log(10)}
+    expected = {"K=64 β=1": 0.5 / at[64](20), "K=64 β=10": 0.8 / at[64](10), "K=256 β=1": 0.3 / at[256](40)}
+    assert list(margins.index) == list(expected)
+    for label, ratio in expected.items():
+        assert margins[label] == pytest.approx(1.1 - ratio)
+        assert tolerances[label] == pytest.approx(0.2 * ratio)

@@ -90,3 +90,72 @@ def test_compile_option_is_validated_and_auto_skips_small_models(digits):
     history = dfsae.train(dfsae.DecoderFreeSAE(784, 8), dfsae.DecoderFreeObjective(), digits.x_train[:256],
                           epochs=1, compile="auto", progress=False)
     assert history.compiled is False and history.compile_seconds == 0.0
+
+
+def test_fused_lse_matches_the_plain_formula_in_value_and_gradient():
+    g = torch.Generator().manual_seed(3)
+    energies = (5 * torch.rand(30, 17, generator=g, dtype=torch.float64)).requires_grad_()
+    per_input = L.lse_per_input(energies)
+    naive = -torch.log(torch.exp(-energies).sum(1))                  # the definition, no max-shift
+    assert torch.allclose(per_input, naive, rtol=1e-12, atol=1e-12)
+    weights = torch.rand(30, generator=g, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((weights * per_input).sum(), energies)
+    r = torch.softmax(-energies.detach(), dim=1)                     # Eq. 2: ∂L_i/∂E_ij = r_ij
+    assert torch.allclose(grad, weights[:, None] * r, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(L.lse_per_input, (energies,))
+
+
+def test_fused_lse_and_infomax_match_the_separate_terms():
+    g = torch.Generator().manual_seed(4)
+    codes = torch.relu(torch.randn(50, 20, generator=g, dtype=torch.float64)).requires_grad_()
+    probes = (2 * torch.randint(0, 2, (20, 5), generator=g) - 1).double()
+    per_input, var, tc = L.lse_infomax_estimate(codes, 1e-6, probes=probes)
+    ref_var, ref_tc = plain(codes, probes, 1e-6)
+    ref_lse = L.lse_loss(codes, "sum")
+    for a, b in [(per_input.sum(), ref_lse), (var, ref_var), (tc, ref_tc)]:
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
+    a, b, c = 0.3, 1.7, 0.9
+    (fused,) = torch.autograd.grad(a * per_input.mean() + b * var + c * tc, codes)
+    (ref,) = torch.autograd.grad(a * ref_lse / 50 + b * ref_var + c * ref_tc, codes)
+    assert torch.allclose(fused, ref, rtol=1e-10, atol=1e-10)
+    assert torch.autograd.gradcheck(lambda a: L.lse_infomax_estimate(a, 1e-3, probes=probes), (codes,))
+
+
+def test_a_reused_buffer_refuses_a_second_backward():
+    codes = torch.rand(8, 6, dtype=torch.float64, requires_grad=True)
+    loss = L.lse_per_input(codes, reuse_buffer=True).sum()
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="reuse_buffer=False"):
+        loss.backward()
+
+
+def test_one_pass_moments_match_a_float64_reference_even_far_from_zero():
+    g = torch.Generator().manual_seed(5)
+    codes = 1000 + torch.randn(300, 9, generator=g)                  # mean ≫ sd: naive E[a²] − μ² cancels
+    codes[:, 3] = 1000.0                                              # constant: variance exactly 0
+    mean, var = L._moments(codes)
+    ref = codes.double()
+    assert torch.allclose(mean.double(), ref.mean(0), rtol=1e-6)
+    assert torch.allclose(var.double(), ref.var(0, unbiased=False), rtol=1e-3, atol=1e-6)
+    assert var[3] == 0
+
+
+def test_the_fused_objective_equals_the_plain_terms():
+    """decorrelation="estimate" takes the fused path; with the same probes its loss and
+    gradient equal those of the plain formulas."""
+    x = torch.rand(40, 10, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    model = dfsae.DecoderFreeSAE(10, 12, seed=0).double()
+    for weights, reduction in [((1, 1, 1), "mean"), ((2, 0.5, 0.25), "sum"), ((1, 0, 0), "mean")]:
+        objective = dfsae.DecoderFreeObjective(*weights, lse_reduction=reduction, decorrelation="estimate",
+                                               n_probes=3)
+        objective.reset(9)
+        loss, _ = objective(model, x)
+        (g_fused,) = torch.autograd.grad(loss, model.W)
+        e = model.energies(x)
+        probes = L._rademacher(12, 3, torch.Generator().manual_seed(9), e)
+        ref = weights[0] * L.lse_loss(e, reduction)
+        if weights[1] or weights[2]:
+            var, tc = plain(e, probes, objective.eps)
+            ref = ref + weights[1] * var + weights[2] * tc
+        (g_ref,) = torch.autograd.grad(ref, model.W)
+        assert torch.allclose(loss, ref, rtol=1e-10) and torch.allclose(g_fused, g_ref, rtol=1e-8, atol=1e-10)

@@ -112,6 +112,21 @@ def compare_curves(curve: pd.DataFrame, baselines: pd.DataFrame, reading: str, l
     return threshold - finite.ratio, rel_tol * finite.ratio, "; ".join(parts)
 
 
+def compare_curves_by_width(curves: pd.DataFrame, baselines: pd.DataFrame, reading: str,
+                            fvu: str | None = None, threshold: float = 1.1, rel_tol: float = 0.2):
+    """:func:`compare_curves` at every dictionary size: the decoder-free points of width K (column
+    ``K``, one per balance β in ``lambda_lse``) against the baselines' frontier at that K, pooled
+    into one (margins, tolerances) pair indexed "K=… β=…"."""
+    margins, tolerances = [], []
+    for k in sorted(curves.K.unique()):
+        curve = curves[curves.K == k]
+        labels = [f"K={k} β={b:g}" for b in curve.lambda_lse]
+        m, t, _ = compare_curves(curve, baselines[baselines.K == k], reading, labels, threshold, rel_tol, fvu)
+        margins.append(m)
+        tolerances.append(t)
+    return pd.concat(margins), pd.concat(tolerances)
+
+
 def curve_summary(margins: pd.Series, tolerances: pd.Series, threshold: float = 1.1) -> str:
     """A one-line account of the points of :func:`compare_curves` (margins indexed by label):
     how many are within ``threshold`` times the frontier, beyond it, or within tolerance of it,

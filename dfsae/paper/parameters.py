@@ -100,6 +100,7 @@ PARAMETERS: dict[str, Rule] = {
     "long_budget_dim": _integer(),
     "rerun_long_budget": validation.boolean,
     "n_probes": _integer(),
+    "probe_counts": _integers(),
     # measurement
     "n_samples": _integer(),
     "quality_dims": _integers(),

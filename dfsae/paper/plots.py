@@ -1,10 +1,20 @@
-"""Figures shared by the notebooks. Every function returns a matplotlib Figure."""
+"""Figures shared by the notebooks (each function returns a matplotlib Figure), and an axis helper."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+
+def plain_log_axis(ax, axis: str = "x") -> None:
+    """Label a log axis with plain numbers at 1, 2 and 5 per decade (1, 2, 5, 10, 20, …), no minor ticks."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    target.set_minor_locator(NullLocator())
 
 
 def identity_scatter(panels: dict):
