@@ -294,7 +294,7 @@ class _LSEInfoMax(torch.autograd.Function):
         s2 = s * s
         g_v = -g_var * s2 - 0.5 * g_s * s2 * s + eps * g_d * s2 * s2   # ∂L/∂v
         w = 2 * g_v / n                                                 # ∂L/∂C through v: C diag(w)
-        if not ctx.with_lse:  # the InfoMax gradient alone (the form the compiler handles best)
+        if not ctx.with_lse:  # InfoMax alone (compiled path): a fresh buffer
             grad = torch.cat([ch, y], 1) @ torch.cat([q, h], 1).T          # (C H) Qᵀ + Y Hᵀ
             grad.div_(n).addcmul_(codes, w.expand(codes.shape)).sub_(mean * w)  # + C diag(w)
             return grad, None, None, None, None
