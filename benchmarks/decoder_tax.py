@@ -57,13 +57,16 @@ def child(variant: str, k: int, b: int, device: str, mode: str) -> None:
     torch.manual_seed(0)
     x = torch.rand(b, INPUT_DIM, device=device)
     if variant == "sae":
-        model, objective = dfsae.StandardSAE(INPUT_DIM, k, seed=0), dfsae.SAEObjective(1e-3)
-    elif variant == "encoder-only":
+        # plain L1, as in the stored timings (the decoder-norm weighting adds one K-vector of norms)
+        model = dfsae.StandardSAE(INPUT_DIM, k, seed=0)
+        objective = dfsae.SAEObjective(l1_coefficient=1e-3, l1_weighting="plain")
+    elif variant == "encoder-only":  # the floor: the fused L_LSE alone
         model = dfsae.DecoderFreeSAE(INPUT_DIM, k, seed=0)
-        objective = dfsae.DecoderFreeObjective(1, 0, 0, decorrelation="estimate")
+        objective = dfsae.DecoderFreeObjective(lambda_lse=1, lambda_var=0, lambda_tc=0, fused=True)
     else:
         model = dfsae.DecoderFreeSAE(INPUT_DIM, k, seed=0)
-        objective = dfsae.DecoderFreeObjective(decorrelation=variant[3:], n_probes=N_PROBES)
+        objective = dfsae.DecoderFreeObjective(decorrelation=variant[3:], n_probes=N_PROBES,
+                                               fused=variant == "df-estimate")
     objective.reset(0)
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

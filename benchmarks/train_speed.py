@@ -23,7 +23,8 @@ def main():
     runs = {
         "decoder-free (full objective)": (dfsae.DecoderFreeSAE(784, 64, seed=0),
                                           dfsae.DecoderFreeObjective()),
-        "standard SAE (MSE + L1)": (dfsae.StandardSAE(784, 64, seed=0), dfsae.SAEObjective(1e-3)),
+        "standard SAE (MSE + L1)": (dfsae.StandardSAE(784, 64, seed=0),
+                                    dfsae.SAEObjective(l1_coefficient=1e-3)),
     }
     cpu = platform.processor() or platform.machine()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu}")

@@ -13,7 +13,8 @@
 * L_wr = ‖W Wᵀ − I‖²_F (Eq. 5), optional; it fixes the scale and orthogonality of the rows.
 * The baselines': mean ‖x − x̂‖²₂ and the (optionally decoder-norm weighted) L1 penalty.
 
-:mod:`dfsae.objective` combines them into the objectives that :func:`dfsae.training.train` minimises.
+The families (:mod:`dfsae.families`) combine them into the objectives that
+:func:`dfsae.training.train` minimises.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def choose_decorrelation(batch: int, width: int) -> str:
 
 def decorrelation_loss(codes: torch.Tensor, eps: float = EPS, method: str = "exact",
                        n_probes: int = 16, generator: torch.Generator | None = None,
-                       distributed: bool = False) -> torch.Tensor:
+                       distributed: bool = False, probes: torch.Tensor | None = None) -> torch.Tensor:
     """L_tc = Σ_{i≠j} Corr_ij², the off-diagonal part of ‖Corr(A) − I‖²_F, three ways.
 
     * ``"exact"`` — builds the K×K matrix Corr = ZᵀZ: O(B·K²) time, O(K²) memory.
@@ -127,7 +128,10 @@ def decorrelation_loss(codes: torch.Tensor, eps: float = EPS, method: str = "exa
       L_tc = ‖ZZᵀ‖²_F − Σ_j Corr_jj², O(B²·K) time, O(B²) memory; cheaper when B < K.
     * ``"estimate"`` — unbiased Hutchinson estimate with ``n_probes`` Rademacher vectors v
       (E[vvᵀ] = I): L_tc = E_v ‖(Corr − diag Corr) v‖², with Corr v = Zᵀ(Zv); O(B·K·m)
-      time and memory, never a K×K (or B×B) matrix.
+      time and memory, never a K×K (or B×B) matrix. ``probes`` (K, m) may be given instead
+      of drawing them from ``generator``. Every path that estimates L_tc (this one, the
+      distributed one and the fused :func:`lse_infomax_estimate`) runs the one kernel
+      ``_probe_products``.
     * ``"auto"`` — ``"exact"`` when K ≤ B, else ``"gram"``.
 
     With ``distributed=True`` the statistics are those of the global batch across processes:
@@ -141,7 +145,7 @@ def decorrelation_loss(codes: torch.Tensor, eps: float = EPS, method: str = "exa
     validation.choice("decorrelation", method, DECORRELATION_METHODS)
     if distributed:
         return _global_decorrelation(codes, eps, "exact" if method == "auto" else method, n_probes,
-                                     generator)
+                                     generator, probes)
     if method == "auto":
         method = choose_decorrelation(*codes.shape)
     if method == "exact":
@@ -152,27 +156,37 @@ def decorrelation_loss(codes: torch.Tensor, eps: float = EPS, method: str = "exa
         gram = z @ z.T
         return (gram * gram).sum() - (diag * diag).sum()
     _require_batch(codes, "decorrelation")
+    if probes is None:
+        probes = rademacher(codes.shape[1], validation.positive_int("n_probes", n_probes), generator, codes)
     var, mean = torch.var_mean(codes, dim=0, correction=0)
-    return _estimated_decorrelation(codes, mean, var, eps, n_probes, generator)
+    off = _probe_products(codes, mean, var, eps, probes.to(codes.dtype), codes.shape[0])[-1]
+    return (off * off).sum() / probes.shape[1]
 
 
-def _rademacher(k: int, m: int, generator, like: torch.Tensor) -> torch.Tensor:
+def rademacher(k: int, m: int, generator, like: torch.Tensor) -> torch.Tensor:
+    """m random sign vectors of length k, (k, m), with the dtype and device of ``like``."""
     probes = torch.randint(0, 2, (k, m), generator=generator, dtype=like.dtype)
     return (2 * probes - 1).to(like.device)
 
 
-def _estimated_decorrelation(codes, mean, var, eps, n_probes, generator):
-    """Hutchinson estimate of Σ_{i≠j} Corr_ij² from the batch moments, touching the (B, K)
-    codes only in two thin matrix products: with S = diag(Var + ε)^(−1/2) and centred codes
-    C = A − 1 meanᵀ, Corr v = S Cᵀ C S v / B, and C p = A p − 1 (meanᵀ p) needs no centred copy."""
-    m = validation.positive_int("n_probes", n_probes)
-    probes = _rademacher(codes.shape[1], m, generator, codes)
-    inv_std = torch.rsqrt(var + eps)
-    scaled = probes * inv_std[:, None]                                  # S v, (K, m)
-    centred_v = codes @ scaled - mean @ scaled                          # C S v, (B, m)
-    corr_v = (codes.T @ centred_v - mean[:, None] * centred_v.sum(0)) * inv_std[:, None] / codes.shape[0]
-    off_diag_v = corr_v - (var * inv_std * inv_std)[:, None] * probes
-    return (off_diag_v * off_diag_v).sum() / m
+def _probe_products(codes, mean, var, eps, probes, n, reduce=None):
+    """The one kernel of the Hutchinson estimate: (Corr − diag Corr) P for probes P (K, m), from
+    the batch moments, touching the (B, K) codes A only in two thin products.
+
+    With s = (Var + ε)^(−1/2), Q = diag(s) P and centred codes C = A − 1 meanᵀ (never made:
+    C Q = A Q − 1 (meanᵀ Q)):  Y = C Q (B, m),  Z = Cᵀ Y / n = Cov Q (K, m) and
+    O = diag(s) Z − diag(d) P with d = Var / (Var + ε), so that L_tc ≈ ‖O‖²_F / m.
+    ``reduce`` (e.g. an all-reduce over processes) sums Cᵀ Y over the shards of a global batch of
+    n inputs whose ``mean`` and ``var`` are global. Returns (s, Q, Y, Z, O)."""
+    s = torch.rsqrt(var + eps)
+    q = probes * s[:, None]
+    y = codes @ q - mean @ q
+    cty = codes.T @ y - mean[:, None] * y.sum(0)
+    if reduce is not None:
+        cty = reduce(cty)
+    z = cty / n
+    off = s[:, None] * z - (var * s * s)[:, None] * probes
+    return s, q, y, z, off
 
 
 def _moments(codes: torch.Tensor, rows: int = 32):
@@ -269,12 +283,7 @@ class _LSEInfoMax(torch.autograd.Function):
             per_input, e, total = codes.new_zeros(n), codes.new_empty(0), codes.new_empty(0)
         ctx.reuse, ctx.consumed, ctx.with_lse = reuse, False, with_lse
         mean, var = _moments(codes)
-        s = torch.rsqrt(var + eps)
-        q = probes * s[:, None]
-        y = codes @ q - mean @ q                                        # C Q
-        z = (codes.T @ y - mean[:, None] * y.sum(0)) / n                # Cᵀ Y / B
-        d = var * s * s
-        off = s[:, None] * z - d[:, None] * probes
+        s, q, y, z, off = _probe_products(codes, mean, var, eps, probes, n)
         ctx.save_for_backward(codes, probes, e, total, mean, s, q, y, z, off)
         ctx.eps = eps
         return per_input, -torch.log(var + eps).sum(), (off * off).sum() / m
@@ -324,7 +333,7 @@ def lse_infomax_estimate(codes: torch.Tensor, eps: float = EPS, n_probes: int = 
     :func:`lse_per_input`)."""
     _require_batch(codes, "lse_infomax_estimate")
     if probes is None:
-        probes = _rademacher(codes.shape[1], validation.positive_int("n_probes", n_probes), generator, codes)
+        probes = rademacher(codes.shape[1], validation.positive_int("n_probes", n_probes), generator, codes)
     return _LSEInfoMax.apply(codes, probes.to(codes.dtype), eps, bool(reuse_buffer), True)
 
 
@@ -334,11 +343,11 @@ def infomax_estimate(codes: torch.Tensor, eps: float = EPS, n_probes: int = 16,
     :func:`lse_infomax_estimate`, without L_LSE."""
     _require_batch(codes, "infomax_estimate")
     if probes is None:
-        probes = _rademacher(codes.shape[1], validation.positive_int("n_probes", n_probes), generator, codes)
+        probes = rademacher(codes.shape[1], validation.positive_int("n_probes", n_probes), generator, codes)
     return _LSEInfoMax.apply(codes, probes.to(codes.dtype), eps, False, False)[1:]
 
 
-def _global_decorrelation(codes, eps, method, n_probes, generator):
+def _global_decorrelation(codes, eps, method, n_probes, generator, probes=None):
     if method == "gram":
         raise ValueError("decorrelation='gram' cannot be computed across processes; "
                          "use 'exact' or 'estimate'")
@@ -349,11 +358,10 @@ def _global_decorrelation(codes, eps, method, n_probes, generator):
         cov = dist_stats.all_reduce(codes.T @ codes) / n - mean[:, None] * mean[None, :]
         corr = cov * inv_std[:, None] * inv_std[None, :]
         return (corr * corr).sum() - (diag * diag).sum()
-    m = validation.positive_int("n_probes", n_probes)
-    probes = _rademacher(codes.shape[1], m, generator, codes)
-    z = (codes - mean) * inv_std / torch.sqrt(n)
-    off_diag_v = dist_stats.all_reduce(z.T @ (z @ probes)) - diag[:, None] * probes
-    return (off_diag_v * off_diag_v).sum() / m
+    if probes is None:
+        probes = rademacher(codes.shape[1], validation.positive_int("n_probes", n_probes), generator, codes)
+    off = _probe_products(codes, mean, var, eps, probes.to(codes.dtype), n, reduce=dist_stats.all_reduce)[-1]
+    return (off * off).sum() / probes.shape[1]
 
 
 def weight_orthogonality_loss(weight: torch.Tensor) -> torch.Tensor:
@@ -366,6 +374,22 @@ def weight_orthogonality_loss(weight: torch.Tensor) -> torch.Tensor:
 def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """Mean over the batch of the squared error ‖x − x̂‖²₂ (summed over features)."""
     return ((x - x_hat) ** 2).sum(dim=-1).mean()
+
+
+def auxk_loss(residual: torch.Tensor, pre_activations: torch.Tensor, dead: torch.Tensor,
+              decoder_weight: torch.Tensor, k_aux: int) -> torch.Tensor:
+    """The auxiliary loss of Gao et al. (2024) on dead latents: mean over the batch of
+    ‖e − ê‖²₂, where e (B, D) is the main reconstruction's residual (pass it detached) and
+    ê = Σ_j z_j d_j sums the decoder columns d_j (``decoder_weight``, (D, K)) of the
+    min(``k_aux``, number dead) dead latents with the largest pre-activations z (B, K) of each
+    input. No ReLU: a dead latent's pre-activation is usually negative, and the loss exists to
+    give it a gradient. Zero when no latent is dead."""
+    n_dead = int(dead.sum())
+    if n_dead == 0:
+        return residual.new_zeros(())
+    top = pre_activations.masked_fill(~dead, float("-inf")).topk(min(k_aux, n_dead), dim=-1)
+    acts = torch.zeros_like(pre_activations).scatter(-1, top.indices, top.values)
+    return reconstruction_loss(residual, acts @ decoder_weight.T)
 
 
 def l1_penalty(codes: torch.Tensor, decoder_norms: torch.Tensor | None = None) -> torch.Tensor:

@@ -28,7 +28,10 @@ from .losses import EPS, centre, decorrelation_loss, variance_loss
 
 @torch.no_grad()
 def encode(model, x, batch_size: int = 4096) -> torch.Tensor:
-    """Codes of ``model`` for every row of ``x`` (validated), on the CPU."""
+    """Codes of ``model`` for every row of ``x`` (validated), on the CPU, ``batch_size`` rows at a time."""
+    from .validation import positive_int
+
+    batch_size = positive_int("batch_size", batch_size)
     x = model.check_input(x)
     model.eval()
     return torch.cat([model.encode(x[i:i + batch_size]).cpu() for i in range(0, len(x), batch_size)])
@@ -152,8 +155,9 @@ def readings(model, data) -> dict:
 
     All on ``data.x_test``; the scale c on ``data.x_train``.
     """
-    if getattr(model, "family", None) != "decoder_free":
-        raise ValueError(f"readings needs a decoder-free model, got {type(model).__name__}")
+    if not getattr(model, "codes_are_energies", False):
+        raise ValueError(f"readings needs a model whose codes are energies (the decoder-free SAE), got "
+                         f"{type(model).__name__}")
     e_train, e_test = encode(model, data.x_train), encode(model, data.x_test)
     s_train, s_test = model.similarities(e_train), model.similarities(e_test)
     W = model.W.detach().cpu()
@@ -228,7 +232,7 @@ def evaluate(model, data, probe: bool = True) -> dict:
         with torch.no_grad():
             x_hat = model.decode(codes.to(W.dtype))
             out["fvu_own"], out["mse_own"] = fvu(x_test, x_hat), mse(x_test, x_hat)
-    if model.family == "decoder_free":
+    if model.codes_are_energies:
         stats = responsibility_stats(codes)
         stats.pop("usage")
         out.update(stats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -56,6 +57,92 @@ def should_compile(compile, hidden_dim: int, steps: int) -> bool:
     return compile
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a training run will do, fixed before the first step: the checked budget and data."""
+
+    x: torch.Tensor
+    epochs: int
+    batch_size: int
+    n_batches: int
+    lr: float
+    optimizer: str
+    seed: int
+    device: torch.device
+    compiled: bool
+    shard: dist_stats.Shard
+
+
+def plan(model, objective, x, *, epochs, batch_size, lr, optimizer, seed, device, drop_last, compile) -> Plan:
+    """Check every argument of :func:`train` (raising ``ValueError`` naming the bad one) before any work."""
+    if isinstance(objective, type):
+        raise ValueError(f"objective must be an instance, got the class {objective.__name__}; "
+                         f"pass {objective.__name__}()")
+    expected = getattr(objective, "model_type", None)
+    if expected is None or not isinstance(model, expected):
+        name = expected.__name__ if expected else "a dfsae objective (see dfsae.families.Objective)"
+        raise ValueError(f"objective {objective!r} cannot train a {type(model).__name__}; it expects {name}")
+    epochs = validation.positive_int("epochs", epochs)
+    batch_size = validation.positive_int("batch_size", batch_size, minimum=2)
+    lr = validation.positive_float("lr", lr)
+    validation.choice("optimizer", optimizer, OPTIMIZERS)
+    seed = validation.positive_int("seed", seed, minimum=0)
+    drop_last = validation.Boolean().check("drop_last", drop_last)
+    dev = validation.device("device", device)
+    x = model.check_input(x)
+    n = x.shape[0]
+    if batch_size > n:
+        raise ValueError(f"batch_size={batch_size} is larger than the {n} training inputs")
+    shard = dist_stats.Shard.of(batch_size, objective)
+    n_batches = n // batch_size if drop_last else -(-n // batch_size)
+    compiled = should_compile(compile, model.hidden_dim, epochs * n_batches)
+    return Plan(x, epochs, batch_size, n_batches, lr, optimizer, seed, dev, compiled, shard)
+
+
+def _diverged(loss, epoch: int, batch: int, run: Plan) -> FloatingPointError:
+    value = loss.detach().item()
+    fix = "lower lr or rescale the inputs" if run.optimizer == "adam" else \
+        "lower lr, rescale the inputs, or use optimizer='adam'"
+    return FloatingPointError(
+        f"the loss became {value} in epoch {epoch} (batch {batch + 1} of {run.n_batches}): training "
+        "diverged. "
+        f"The usual cause is a learning rate too large for {run.optimizer!r} (lr={run.lr:g}), or inputs on a "
+        f"very large scale; {fix}.")
+
+
+def _step(model, loss_of, trained, batch, opt, epoch: int, b: int, run: Plan) -> dict:
+    """One optimiser step on ``batch``; returns the terms (with ``"total"``) for the epoch means."""
+    loss, terms = loss_of(trained, batch)
+    if not torch.isfinite(loss):
+        raise _diverged(loss, epoch, b, run)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    model.after_step()
+    terms["total"] = loss
+    return terms
+
+
+def _epoch(model, objective, loss_of, trained, opt, generator, epoch: int, run: Plan,
+           step_seconds: list) -> tuple:
+    """One pass over the data in a fresh order; returns (sum of each term, steps taken)."""
+    n = run.x.shape[0]
+    order = torch.randperm(n, generator=generator).to(run.device)
+    sums, used = {}, 0
+    for b in range(run.n_batches):
+        batch = run.shard.local(run.x[order[b * run.batch_size:(b + 1) * run.batch_size]])
+        if batch.shape[0] < 2 and objective.needs_batch_statistics and run.shard.world == 1:
+            continue  # a last batch of one input has no batch statistics; it is not averaged in
+        tic = time.perf_counter()
+        terms = _step(model, loss_of, trained, batch, opt, epoch, b, run)
+        used += 1
+        if run.compiled and len(step_seconds) < 3:
+            step_seconds.append(time.perf_counter() - tic)
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value.detach()
+    return sums, used
+
+
 def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer="adam",
           seed=0, device="cpu", progress=True, drop_last=True, compile=False) -> History:
     """Train ``model`` on the rows of ``x`` by minimising ``objective(model, batch)``.
@@ -67,9 +154,9 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
 
     Parameters
     ----------
-    model : DecoderFreeSAE, StandardSAE or TopKSAE
-    objective : an :class:`dfsae.objective.Objective` for this model's family (DecoderFreeObjective,
-        SAEObjective or TopKObjective)
+    model : a family's model (:data:`dfsae.families.FAMILIES`)
+    objective : an :class:`dfsae.families.Objective` for this model's family (e.g. DecoderFreeObjective,
+        SAEObjective, TopKObjective)
     x : (n, input_dim) tensor or array, finite
     epochs, batch_size : int, ≥ 1 and ≥ 2 respectively
     lr : float > 0
@@ -77,6 +164,7 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     seed : int ≥ 0, seeds the batch order
     device : "cpu" or "cuda"
     progress : bool, show a tqdm bar over epochs
+    drop_last : bool
     compile : bool or "auto"
         Compile the loss (model forward and objective) with ``torch.compile`` before the first
         step; the compilation time is reported as ``History.compile_seconds``. ``"auto"``
@@ -93,66 +181,25 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     DistributedDataParallel, and the objective's batch statistics are computed over the
     global batch, so N processes follow the same trajectory as one process would.
     """
-    # Validate everything before doing any work.
-    expected = getattr(objective, "model_type", None)
-    if expected is None or not isinstance(model, expected):
-        name = expected.__name__ if expected else "a dfsae objective (see dfsae.objective.Objective)"
-        raise ValueError(f"objective {objective!r} cannot train a {type(model).__name__}; it expects {name}")
-    epochs = validation.positive_int("epochs", epochs)
-    batch_size = validation.positive_int("batch_size", batch_size, minimum=2)
-    lr = validation.positive_float("lr", lr)
-    validation.choice("optimizer", optimizer, OPTIMIZERS)
-    seed = validation.positive_int("seed", seed, minimum=0)
-    dev = validation.device("device", device)
-    x = model.check_input(x)
-    n = x.shape[0]
-    if batch_size > n:
-        raise ValueError(f"batch_size={batch_size} is larger than the {n} training inputs")
-    shard = dist_stats.Shard.of(batch_size, objective)
-    n_batches = n // batch_size if drop_last else -(-n // batch_size)
-    compiled = should_compile(compile, model.hidden_dim, epochs * n_batches)
-
-    model.to(dev)
-    x = x.to(dev)
-    opt = OPTIMIZERS[optimizer](model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
-    objective.reset(seed + 1)  # e.g. the probes of the estimated decorrelation, the same on every process
-    trained = shard.wrap(model)
-    loss_of = torch.compile(objective.__call__) if compiled else objective
-    history = History(compiled=compiled)
+    run = plan(model, objective, x, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+               seed=seed, device=device, drop_last=drop_last, compile=compile)
+    model.to(run.device)
+    run = dataclasses.replace(run, x=run.x.to(run.device))
+    opt = OPTIMIZERS[run.optimizer](model.parameters(), lr=run.lr)
+    generator = torch.Generator().manual_seed(run.seed)
+    objective.reset(run.seed + 1)  # e.g. the probes of the estimated decorrelation, the same on every process
+    trained = run.shard.wrap(model)
+    loss_of = torch.compile(objective.__call__) if run.compiled else objective
+    history = History(compiled=run.compiled)
     step_seconds = []
     start = time.perf_counter()
     model.train()
-    for epoch in tqdm(range(1, epochs + 1), desc=type(model).__name__, disable=not progress, leave=False):
-        order = torch.randperm(n, generator=generator).to(dev)
-        sums, used = {}, 0
-        for b in range(n_batches):
-            batch = shard.local(x[order[b * batch_size:(b + 1) * batch_size]])
-            if batch.shape[0] < 2 and objective.needs_batch_statistics and shard.world == 1:
-                continue  # a last batch of one input has no batch statistics; it is not averaged in
-            tic = time.perf_counter()
-            loss, terms = loss_of(trained, batch)
-            if not torch.isfinite(loss):
-                value = loss.detach().item()
-                raise FloatingPointError(
-                    f"the loss became {value} in epoch {epoch} (batch {b + 1} of {n_batches}): "
-                    f"training diverged. The usual cause is a learning rate too large for {optimizer!r} "
-                    f"(lr={lr:g}), or inputs on a very large scale; lower lr, rescale the inputs, or use "
-                    "optimizer='adam'.")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.after_step()
-            terms["total"] = loss
-            used += 1
-            if compiled and len(step_seconds) < 3:
-                step_seconds.append(time.perf_counter() - tic)
-            for name, value in terms.items():
-                sums[name] = sums.get(name, 0.0) + value.detach()
+    for epoch in tqdm(range(1, run.epochs + 1), desc=type(model).__name__, disable=not progress, leave=False):
+        sums, used = _epoch(model, objective, loss_of, trained, opt, generator, epoch, run, step_seconds)
         history.append({k: float(v) for k, v in sums.items()}, used)
         history.weight_norm.append(float(model.W.detach().norm()))
     model.eval()
     history.seconds = time.perf_counter() - start
-    if compiled and step_seconds:
+    if run.compiled and step_seconds:
         history.compile_seconds = max(0.0, step_seconds[0] - min(step_seconds))
     return history

@@ -122,3 +122,108 @@ def writable_folder(name: str, value) -> str:
         raise ValueError(f"{name}={str(value)!r} cannot be created or written ({existing} is not a "
                          "writable folder); pass a writable folder, or '' to write no results")
     return str(value)
+
+
+# -- Declarative constraints ---------------------------------------------------------------------
+# A family's config states each option's constraint once (``constraints = {"k": Integer(1), ...}``);
+# :class:`dfsae.families.base.FamilyConfig` applies them when the config is made. Each ``check``
+# returns the value in its canonical type or raises a ``ValueError`` naming the option.
+
+class Constraint:
+    """What a value must be; ``check(name, value)`` returns it normalised or raises ValueError."""
+
+    def describe(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def check(self, name: str, value):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _refuse(self, name, value, hint: str = ""):
+        raise ValueError(f"{name} must be {self.describe()}, got {value!r}" + (f"; {hint}" if hint else ""))
+
+
+class Real(Constraint):
+    """A finite real number in [low, high]; ``low_open`` excludes ``low`` itself (e.g. > 0)."""
+
+    def __init__(self, low: float | None = None, high: float | None = None, low_open: bool = False):
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"a number in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+        if self.low is not None:
+            return f"a finite number {'>' if self.low_open else '>='} {self.low:g}"
+        return "a finite number"
+
+    def check(self, name, value):
+        if isinstance(value, (bool, np.bool_, str, bytes)) or not isinstance(value, (int, float, np.number)):
+            self._refuse(name, value)
+        v = float(value)
+        if not math.isfinite(v) or (self.high is not None and v > self.high) or (
+                self.low is not None and (v < self.low or (self.low_open and v == self.low))):
+            self._refuse(name, value)
+        return v
+
+
+class Integer(Constraint):
+    """An integer ≥ ``low`` (and ≤ ``high`` if given); bools and floats are refused."""
+
+    def __init__(self, low: int | None = None, high: int | None = None):
+        self.low, self.high = low, high
+
+    def describe(self) -> str:
+        if self.high is not None:
+            return f"an integer in [{self.low}, {self.high}]"
+        return f"an integer >= {self.low}" if self.low is not None else "an integer"
+
+    def check(self, name, value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            self._refuse(name, value)
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            self._refuse(name, value)
+        return int(value)
+
+
+class Options(Constraint):
+    """One of a fixed set of values."""
+
+    def __init__(self, *values):
+        self.values = values
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+    def check(self, name, value):
+        if isinstance(value, (bool, np.bool_)) or value not in self.values:
+            self._refuse(name, value)
+        return value
+
+
+class Boolean(Constraint):
+    """True or False; strings such as "no" are refused rather than read as truthy."""
+
+    def describe(self) -> str:
+        return "True or False"
+
+    def check(self, name, value):
+        if not isinstance(value, (bool, np.bool_)):
+            self._refuse(name, value, f"pass {name}=False or {name}=True")
+        return bool(value)
+
+
+class OrNone(Constraint):
+    """None, or a value that satisfies ``inner``."""
+
+    def __init__(self, inner: Constraint):
+        self.inner = inner
+
+    def describe(self) -> str:
+        return f"None or {self.inner.describe()}"
+
+    def check(self, name, value):
+        if value is None:
+            return None
+        try:
+            return self.inner.check(name, value)
+        except ValueError:
+            self._refuse(name, value)

@@ -1,4 +1,4 @@
-"""Train each dfsae family for one epoch, save it, load it with SAELens and compare.
+"""Train every dfsae family for one epoch, save it, load it with SAELens and compare.
 
     pip install -e ".[saelens]"
     python examples/saelens_roundtrip.py          # prints the largest differences; exits 1 if any > 1e-5
@@ -27,22 +27,20 @@ def roundtrip(folder) -> dict[str, tuple[float, float]]:
 
     data = dfsae.load_dataset("mnist5k")
     x_train, x = data.x_train[:1024], data.x_test[:256]
-    models = {
-        "decoder_free": (dfsae.DecoderFreeSAE(784, 64, seed=0), dfsae.DecoderFreeObjective()),
-        "standard": (dfsae.StandardSAE(784, 64, seed=0), dfsae.SAEObjective(l1_coefficient=0.1)),
-        "topk": (dfsae.TopKSAE(784, 64, k=8, seed=0), dfsae.TopKObjective()),
-    }
+    options = {"topk": {"k": 8}, "batchtopk": {"k": 8}, "standard": {"l1_coefficient": 0.1},
+               "tied": {"l1_coefficient": 0.1}}
     gaps = {}
-    for family, (model, objective) in models.items():
+    for family in dfsae.FAMILIES:
+        model, objective = dfsae.family(family).config.make(**options.get(family, {})).build(784, 64, seed=0)
         dfsae.train(model, objective, INPUT_SCALE * x_train, epochs=1, batch_size=128, progress=False)
         with torch.no_grad():
             codes = model.encode(INPUT_SCALE * x)
-            if family == "decoder_free":
+            if model.has_decoder:
+                c, recon = None, model.decode(codes) / INPUT_SCALE
+            else:  # the decoder-free model: its implicit decoder, scaled by the least-squares c
                 c = dfsae.metrics.optimal_scale(INPUT_SCALE * x_train, model.implicit_decode(model.encode(
                     INPUT_SCALE * x_train)))
                 recon = c * model.implicit_decode(codes) / INPUT_SCALE
-            else:
-                c, recon = None, model.decode(codes) / INPUT_SCALE
         path = f"{folder}/{family}"
         dfsae.checkpoint.save(model, path, input_scale=INPUT_SCALE, decoder_scale=c, model_name="mnist")
         sae = SAE.load_from_disk(path, device="cpu")

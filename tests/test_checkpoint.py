@@ -6,19 +6,39 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import dfsae
 from dfsae import DecoderFreeSAE, StandardSAE, TopKSAE, checkpoint
 
 
 def trained_like(model):
-    """Non-default weights everywhere (biases included), so a lost tensor would show."""
+    """Non-default weights everywhere (biases and thresholds included), so a lost tensor would show."""
     g = torch.Generator().manual_seed(11)
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=g))
+        if isinstance(model, dfsae.BatchTopKSAE):
+            model.threshold.fill_(0.3)
+        if isinstance(model, dfsae.TiedSAE):
+            model.decoder_scale.fill_(0.7)
     return model
 
 
-FAMILIES = [lambda: DecoderFreeSAE(12, 20), lambda: StandardSAE(12, 20), lambda: TopKSAE(12, 20, k=3)]
+OPTIONS = {"topk": {"k": 3}, "batchtopk": {"k": 3}}
+def make_model(name):
+    return dfsae.family(name).config.make(**OPTIONS.get(name, {})).build(12, 20)[0]
+
+
+FAMILIES = [pytest.param(lambda name=name: make_model(name), id=name) for name in dfsae.FAMILIES]
+
+
+def saelens_codes(x, t, cfg):
+    """SAELens's encode on raw inputs, written out independently of dfsae."""
+    pre = (x - t["b_dec"] * cfg["apply_b_dec_to_input"]) @ t["W_enc"] + t["b_enc"]
+    if cfg["architecture"] == "topk":
+        pre = torch.where(pre >= pre.topk(cfg["k"], dim=-1).values[:, -1:], pre, torch.zeros_like(pre))
+    if cfg["architecture"] == "jumprelu":
+        pre = pre * (pre > t["threshold"])
+    return torch.relu(pre)
 
 
 @pytest.mark.parametrize("make", FAMILIES)
@@ -27,10 +47,11 @@ def test_round_trip_same_codes_and_reconstructions(tmp_path, make):
     checkpoint.save(model, tmp_path / "ckpt", model_name="minilm-l6", hook_layer=3)
     loaded, cfg = checkpoint.load(tmp_path / "ckpt")
     assert type(loaded) is type(model) and cfg["raw"]["metadata"]["hook_layer"] == 3
-    assert cfg["d_in"] == 12 and cfg["d_sae"] == 20 and cfg["dfsae"]["family"] == checkpoint.family_of(model)
+    assert cfg["d_in"] == 12 and cfg["d_sae"] == 20
+    assert cfg["dfsae"]["family"] == checkpoint.family_of(model).name
     x = torch.randn(30, 12, generator=torch.Generator().manual_seed(2))
     assert torch.equal(loaded.encode(x), model.encode(x))
-    if isinstance(model, StandardSAE):
+    if model.has_decoder:
         assert torch.equal(loaded.decode(loaded.encode(x)), model.decode(model.encode(x)))
 
 
@@ -41,15 +62,12 @@ def test_input_scale_is_folded_so_raw_inputs_give_the_same_codes(tmp_path, make)
     t = {k: v.double() for k, v in load_file(str(tmp_path / "sae_weights.safetensors")).items()}
     cfg = json.loads((tmp_path / "cfg.json").read_text())
     x = torch.randn(8, 12, dtype=torch.float64)
-    # SAELens's formula on the raw input, written out independently of dfsae.
-    pre = (x - t["b_dec"] * cfg["apply_b_dec_to_input"]) @ t["W_enc"] + t["b_enc"]
     with torch.no_grad():
         expected = model.encode(s * x)
-        if cfg["architecture"] == "topk":
-            pre = torch.where(pre >= pre.topk(cfg["k"], dim=-1).values[:, -1:], pre, torch.zeros_like(pre))
-        assert torch.allclose(torch.relu(pre), expected, atol=1e-10)
-        x_hat = torch.relu(pre) @ t["W_dec"] + t["b_dec"]
-        own = model.decode(expected) if isinstance(model, StandardSAE) else model.implicit_decode(expected)
+        codes = saelens_codes(x, t, cfg)
+        assert torch.allclose(codes, expected, atol=1e-10)
+        x_hat = codes @ t["W_dec"] + t["b_dec"]
+        own = model.decode(expected) if model.has_decoder else model.implicit_decode(expected)
         assert torch.allclose(x_hat, own / s, atol=1e-10)      # reconstructions in raw units
 
 
@@ -113,10 +131,11 @@ def test_a_standard_sae_without_b_dec_subtraction_is_folded(tmp_path):
 
 @pytest.mark.parametrize("change,message", [
     ({"d_sae": 5}, "W_enc has shape"),
-    ({"architecture": "jumprelu"}, "architecture 'jumprelu' is not supported"),
+    ({"architecture": "jumprelu"}, "'standard' is written as architecture 'standard', but cfg.json says "
+                                   "'jumprelu'"),
     ({"dtype": "int8"}, "'dtype' must be one of"),
     ({"d_in": "six"}, "'d_in' must be a positive integer"),
-    ({"architecture": None}, "architecture None"),
+    ({"architecture": None}, "says None"),
     ({"normalize_activations": "expected_average_only_in"}, "normalize_activations"),
 ])
 def test_bad_configs_name_the_key(tmp_path, change, message):

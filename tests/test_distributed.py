@@ -18,7 +18,8 @@ def batch():
 
 
 def objective(method, reduction):
-    obj = DecoderFreeObjective(1.0, 1.0, 1.0, 0.1, lse_reduction=reduction, decorrelation=method, n_probes=5)
+    obj = DecoderFreeObjective(lambda_lse=1.0, lambda_var=1.0, lambda_tc=1.0, lambda_wr=0.1,
+                               lse_reduction=reduction, decorrelation=method, n_probes=5)
     obj.reset(11)
     return obj
 

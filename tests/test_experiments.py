@@ -4,6 +4,7 @@ import os
 import pandas as pd
 import pytest
 
+import dfsae
 from dfsae.paper import experiments as ex
 from dfsae.paper.parameters import notebook_parameters, validate_parameters
 
@@ -34,9 +35,12 @@ def test_parameters_are_collected_from_a_notebooks_globals():
 
 def test_run_config_is_validated_once_by_name():
     config = ex.RunConfig.of("decoder_free", hidden_dim=8, epochs=2, lambda_var=2.0, n_probes=4)
-    assert config.hidden_dim == 8 and config.options == {"lambda_var": 2.0, "n_probes": 4}
-    assert json.loads(json.dumps(config.as_dict()))["options"]["n_probes"] == 4
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \['lamda_var'\].*lambda_var"):
+    assert config.hidden_dim == 8 and config.options == dfsae.DecoderFreeConfig(lambda_var=2.0, n_probes=4)
+    stored = json.loads(json.dumps(config.as_dict()))
+    assert stored["family"] == "decoder_free" and stored["options"]["n_probes"] == 4
+    assert stored["options"]["decorrelation"] == "auto"    # every option is stored, defaults included
+    unknown = r"unknown option\(s\) \['lamda_var'\] for the 'decoder_free'.*lambda_var"
+    with pytest.raises(ValueError, match=unknown):
         ex.RunConfig.of("decoder_free", lamda_var=1.0)
     with pytest.raises(ValueError, match="epochs"):
         ex.RunConfig.of("standard", epochs=0)

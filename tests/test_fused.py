@@ -47,7 +47,8 @@ def test_gradcheck_in_float64():
 def test_the_objective_uses_the_same_probes_as_the_plain_estimate():
     x = torch.rand(32, 10, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     model = dfsae.DecoderFreeSAE(10, 12, seed=0).double()
-    objective = dfsae.DecoderFreeObjective(0, 1, 1, decorrelation="estimate", n_probes=4)
+    objective = dfsae.DecoderFreeObjective(lambda_lse=0, lambda_var=1, lambda_tc=1, decorrelation="estimate",
+                                           n_probes=4, fused=True)
     objective.reset(7)
     _, terms = objective(model, x)
     e = model.energies(x)
@@ -141,18 +142,21 @@ def test_one_pass_moments_match_a_float64_reference_even_far_from_zero():
 
 
 def test_the_fused_objective_equals_the_plain_terms():
-    """decorrelation="estimate" takes the fused path; with the same probes its loss and
-    gradient equal those of the plain formulas."""
+    """fused=True with decorrelation="estimate" takes the fused path; with the same probes its loss
+    and gradient equal those of the plain formulas, and so do those of fused=False."""
     x = torch.rand(40, 10, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
     model = dfsae.DecoderFreeSAE(10, 12, seed=0).double()
-    for weights, reduction in [((1, 1, 1), "mean"), ((2, 0.5, 0.25), "sum"), ((1, 0, 0), "mean")]:
-        objective = dfsae.DecoderFreeObjective(*weights, lse_reduction=reduction, decorrelation="estimate",
-                                               n_probes=3)
+    cases = [((1, 1, 1), "mean", True), ((2, 0.5, 0.25), "sum", True), ((1, 0, 0), "mean", True),
+             ((2, 0.5, 0.25), "sum", False)]
+    for weights, reduction, fused in cases:
+        lambdas = dict(zip(("lambda_lse", "lambda_var", "lambda_tc"), weights, strict=True))
+        objective = dfsae.DecoderFreeObjective(**lambdas, lse_reduction=reduction, decorrelation="estimate",
+                                               n_probes=3, fused=fused)
         objective.reset(9)
         loss, _ = objective(model, x)
         (g_fused,) = torch.autograd.grad(loss, model.W)
         e = model.energies(x)
-        probes = L._rademacher(12, 3, torch.Generator().manual_seed(9), e)
+        probes = L.rademacher(12, 3, torch.Generator().manual_seed(9), e)
         ref = weights[0] * L.lse_loss(e, reduction)
         if weights[1] or weights[2]:
             var, tc = plain(e, probes, objective.eps)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+import dfsae as obj
 from dfsae import losses as L
-from dfsae import objective as obj
 
 
 @pytest.fixture(autouse=True)
@@ -111,14 +111,14 @@ def test_combined_objective_weights_terms():
 
     model = DecoderFreeSAE(6, 3, seed=0).double()
     x = torch.rand(20, 6)
-    objective = obj.DecoderFreeObjective(2.0, 0.5, 0.25, 0.125)
+    objective = obj.DecoderFreeObjective(lambda_lse=2.0, lambda_var=0.5, lambda_tc=0.25, lambda_wr=0.125)
     loss, terms = objective(model, x)
     e = model.energies(x)
     expected = (2 * L.lse_loss(e) + 0.5 * L.variance_loss(e) + 0.25 * L.decorrelation_loss(e)
                 + 0.125 * L.weight_orthogonality_loss(model.W))
     assert torch.allclose(loss, expected)
     assert set(terms) == {"lse", "var", "tc", "wr"}
-    _, terms_a = obj.DecoderFreeObjective(1, 0, 0)(model, x)
+    _, terms_a = obj.DecoderFreeObjective(lambda_lse=1, lambda_var=0, lambda_tc=0)(model, x)
     assert set(terms_a) == {"lse"}
 
 
@@ -134,7 +134,7 @@ def test_unknown_reduction_and_all_zero_rejected():
     with pytest.raises(ValueError, match="lse_reduction"):
         obj.DecoderFreeObjective(lse_reduction="median")
     with pytest.raises(ValueError, match="at least one"):
-        obj.DecoderFreeObjective(0, 0, 0, 0)
+        obj.DecoderFreeObjective(lambda_lse=0, lambda_var=0, lambda_tc=0, lambda_wr=0)
 
 
 def test_sae_loss_with_decoder_norm_weighting():
@@ -144,7 +144,7 @@ def test_sae_loss_with_decoder_norm_weighting():
     x = torch.rand(8, 5)
     a = model.encode(x)
     x_hat = model.decode(a)
-    loss, _ = obj.SAEObjective(0.3, "decoder_norm")(model, x)
+    loss, _ = obj.SAEObjective(l1_coefficient=0.3, l1_weighting="decoder_norm")(model, x)
     norms = [np.linalg.norm(model.decoder.weight.detach().numpy()[:, j]) for j in range(3)]
     l1 = np.mean([sum(abs(a[i, j].item()) * norms[j] for j in range(3)) for i in range(8)])
     mse = np.mean([((x[i] - x_hat[i]) ** 2).sum().item() for i in range(8)])

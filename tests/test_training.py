@@ -18,8 +18,8 @@ def train_digits(digits, objective, epochs=5, seed=0, **kwargs):
 def test_lse_only_collapses_full_objective_does_not(digits):
     """Prediction A vs C on real digits: LSE alone kills (nearly) every unit; the full
     objective keeps every unit alive on the held-out digits."""
-    lse_only, _ = train_digits(digits, DecoderFreeObjective(1, 0, 0))
-    full, _ = train_digits(digits, DecoderFreeObjective(1, 1, 1))
+    lse_only, _ = train_digits(digits, DecoderFreeObjective(lambda_lse=1, lambda_var=0, lambda_tc=0))
+    full, _ = train_digits(digits, DecoderFreeObjective(lambda_lse=1, lambda_var=1, lambda_tc=1))
     dead_lse = int(dfsae.metrics.dead_units(dfsae.metrics.encode(lse_only, digits.x_test)).sum())
     dead_full = int(dfsae.metrics.dead_units(dfsae.metrics.encode(full, digits.x_test)).sum())
     assert dead_lse >= 60
@@ -40,7 +40,8 @@ def test_same_seed_same_result(digits):
 
 
 def test_history_has_every_term_per_epoch(digits):
-    _, history = train_digits(digits, DecoderFreeObjective(1, 1, 1, 0.1), epochs=3)
+    objective = DecoderFreeObjective(lambda_lse=1, lambda_var=1, lambda_tc=1, lambda_wr=0.1)
+    _, history = train_digits(digits, objective, epochs=3)
     assert set(history.terms) == {"lse", "var", "tc", "wr", "total"}
     assert all(len(v) == 3 and all(math.isfinite(t) for t in v) for v in history.terms.values())
     assert list(history.to_frame().index) == [1, 2, 3]
@@ -63,7 +64,7 @@ def test_weight_norm_recorded_and_unit_norm_rows(digits):
 
 def test_baselines_train_and_reduce_reconstruction(digits):
     x = digits.x_train[:1024]
-    for model, objective in ((StandardSAE(784, 32, seed=0), SAEObjective(1e-3)),
+    for model, objective in ((StandardSAE(784, 32, seed=0), SAEObjective(l1_coefficient=1e-3)),
                              (TopKSAE(784, 32, k=4, seed=0), TopKObjective())):
         before = objective(model, x)[1]["recon"].item()
         dfsae.train(model, objective, x, epochs=4, batch_size=64, lr=1e-3, progress=False)

@@ -1,7 +1,7 @@
 """Building blocks the experiment notebooks share: one run, many seeds, tables, results.
 
-A *run* is described by a :class:`RunConfig` — the family, the training budget and every model
-or objective option by name — validated once when it is made. :func:`run` builds the model,
+A *run* is described by a :class:`RunConfig` — the family's typed config and the training budget
+— validated once when it is made. :func:`run` builds the model,
 trains it with :func:`dfsae.training.train` and evaluates it with :func:`dfsae.metrics.evaluate`.
 Notebooks call these instead of writing their own loops, so every experiment trains and
 measures models the same way, and :func:`save_results` writes each run's configuration beside
@@ -10,110 +10,80 @@ its results.
 
 from __future__ import annotations
 
-import inspect
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from .. import validation
+from .. import families, validation
+from ..families import FamilyConfig
 from ..files import atomic_write
 from ..metrics import evaluate
 from ..metrics import readings as code_readings
-from ..model import FAMILIES
-from ..objective import DecoderFreeObjective, SAEObjective, TopKObjective
 from ..training import OPTIMIZERS, train
 from . import numbers
 
-OBJECTIVES = {objective.model_type.family: objective
-              for objective in (DecoderFreeObjective, SAEObjective, TopKObjective)}
-
-
-def _keywords(cls, skip=()) -> set[str]:
-    return {p for p in inspect.signature(cls).parameters if p not in skip}
-
-
-def options_of(family: str) -> dict[str, set[str]]:
-    """{"model": names, "objective": names}: every option ``build`` accepts for ``family``."""
-    validation.choice("family", family, FAMILIES)
-    return {"model": _keywords(FAMILIES[family], ("input_dim", "hidden_dim", "seed")),
-            "objective": _keywords(OBJECTIVES[family])}
-
-
-def check_options(family: str, options: dict) -> None:
-    """Refuse an option that neither ``family``'s model nor its objective accepts (with the list
-    of valid ones), and a TopK family without ``k``."""
-    names = options_of(family)
-    unknown = sorted(set(options) - names["model"] - names["objective"])
-    if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for family {family!r}; valid: "
-                         f"{sorted(names['model'] | names['objective'])}")
-    if family == "topk" and options.get("k") is None:
-        raise ValueError("family='topk' needs k, the number of active units per input")
-
 
 def build(family: str, input_dim: int, hidden_dim: int, seed: int, **options):
-    """A freshly initialised (model, objective) pair of ``family`` (:data:`dfsae.model.FAMILIES`).
-
-    Each option goes, by name, to the model's constructor (e.g. ``activation``, ``k``,
-    ``unit_norm_rows``) or the objective's (e.g. ``lambda_var``, ``decorrelation``, ``n_probes``,
-    ``l1_coefficient``); an option neither accepts is refused with the list of valid ones.
-    """
-    check_options(family, options)
-    return _construct(family, input_dim, hidden_dim, seed, options)
-
-
-def _construct(family: str, input_dim: int, hidden_dim: int, seed: int, options: dict):
-    names = options_of(family)
-    model = FAMILIES[family](input_dim, hidden_dim, seed=seed,
-                             **{k: v for k, v in options.items() if k in names["model"]})
-    objective = OBJECTIVES[family](**{k: v for k, v in options.items() if k in names["objective"]})
-    return model, objective
+    """A freshly initialised (model, objective) pair of ``family`` (:data:`dfsae.families.FAMILIES`)
+    with the family's ``options`` (its config's fields, e.g. ``lambda_var``, ``k``, ``l1_coefficient``);
+    an unknown option is refused with the list of valid ones."""
+    return families.family(family).config.make(**options).build(input_dim, hidden_dim, seed)
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    """One training run: the family, the budget, and every model or objective option by name.
+    """One training run: the family's typed config (``options``, a
+    :class:`dfsae.families.FamilyConfig`) and the training budget.
 
-    Validated when made: the budget by :mod:`dfsae.validation`, each option against the
-    constructor of the family's model and objective (:func:`options_of`); an unknown option
-    is refused with the list of valid ones. ``as_dict()`` is what :func:`save_results`
-    writes beside the results.
+    Validated when made: the budget by :mod:`dfsae.validation`, the options by their family's
+    config when that was made, and the two together (e.g. TopK's k ≤ ``hidden_dim``).
+    ``as_dict()`` is what :func:`save_results` writes beside the results: every option of the
+    family, defaults included, so a stored run says exactly what it trained.
     """
 
-    family: str
+    options: FamilyConfig
     hidden_dim: int = 64
     epochs: int = 100
     batch_size: int = 128
     lr: float = 1e-3
     optimizer: str = "adam"
     device: str = "cpu"
-    options: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        if not isinstance(self.options, FamilyConfig):
+            raise ValueError(f"options must be a family's config (e.g. dfsae.TopKConfig(k=32)), got "
+                             f"{self.options!r}; RunConfig.of(family, **settings) makes one from names")
         validation.positive_int("hidden_dim", self.hidden_dim)
         validation.positive_int("epochs", self.epochs)
         validation.positive_int("batch_size", self.batch_size, minimum=2)
         validation.positive_float("lr", self.lr)
         validation.choice("optimizer", self.optimizer, OPTIMIZERS)
         validation.device("device", self.device)
-        check_options(self.family, self.options)
+        self.options.check_width(self.hidden_dim)
+
+    @property
+    def family(self) -> str:
+        return self.options.family
 
     @classmethod
     def of(cls, family: str, **settings) -> RunConfig:
-        """A config from flat keywords: budget names go to their fields, the rest are options."""
-        budget = {f for f in cls.__dataclass_fields__ if f not in ("family", "options")}
-        return cls(family, **{k: v for k, v in settings.items() if k in budget},
-                   options={k: v for k, v in settings.items() if k not in budget})
+        """A config from flat keywords: budget names go to their fields, the rest to the family's config."""
+        budget = {f for f in cls.__dataclass_fields__ if f != "options"}
+        config = families.family(family).config
+        options = config.make(**{k: v for k, v in settings.items() if k not in budget})
+        return cls(options, **{k: v for k, v in settings.items() if k in budget})
 
     def build(self, input_dim: int, seed: int):
-        """A freshly initialised (model, objective) pair for this config (checked when made)."""
-        return _construct(self.family, input_dim, self.hidden_dim, seed, self.options)
+        """A freshly initialised (model, objective) pair for this config."""
+        return self.options.build(input_dim, self.hidden_dim, seed)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        out = {"family": self.family, **asdict(self)}
+        out["options"] = asdict(self.options)
+        return out
 
 
 def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval_data=None, readings=False):
@@ -129,7 +99,7 @@ def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval
                     progress=progress)
     model.cpu()
     metrics = evaluate(model, data if eval_data is None else eval_data, probe=probe)
-    if readings and model.family == "decoder_free":
+    if readings and model.codes_are_energies:
         metrics.update(code_readings(model, data if eval_data is None else eval_data))
     metrics["seconds"] = history.seconds
     return model, history, metrics

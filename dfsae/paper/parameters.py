@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .. import validation
 from ..data import DATASETS
-from ..model import ACTIVATIONS
+from ..families.decoder_free import ACTIVATIONS
 from ..training import OPTIMIZERS
 
 Rule = Callable[[str, object], object]
