@@ -42,7 +42,7 @@ def agree(model, sae, x):
         assert torch.allclose(model.decode(model.encode(x)), sae.decode(sae.encode(x)), atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["standard", "topk"])
+@pytest.mark.parametrize("kind", ["standard", "topk", "jumprelu"])
 def test_saelens_checkpoints_load_into_dfsae(tmp_path, kind):
     """SAELens's own checkpoints (random weights; JumpReLU thresholds partly negative) read back."""
     sae = saelens_sae(kind)
@@ -76,12 +76,6 @@ def test_every_family_survives_saelens_saving_it_again(tmp_path, family):
     with torch.no_grad():
         assert torch.allclose(back.encode(x), model.encode(x), atol=1e-6)
         assert torch.allclose(back.encode(x), sae.encode(x), atol=1e-6)
-
-
-def test_jumprelu_is_refused_by_name(tmp_path):
-    saelens_sae("jumprelu").save_model(tmp_path)
-    with pytest.raises(ValueError, match="'jumprelu' is not supported"):
-        checkpoint.load(tmp_path)
 
 
 def test_gated_is_refused_by_name(tmp_path):

@@ -13,7 +13,7 @@ import importlib
 from .base import SAE, ConfiguredObjective, DecoderSAE, Family, FamilyConfig, Objective
 
 # The registry: one entry per family module, in the order tables and legends list them.
-MODULES = ("decoder_free", "standard", "tied", "topk", "batchtopk")
+MODULES = ("decoder_free", "standard", "tied", "topk", "batchtopk", "jumprelu")
 
 FAMILIES: dict[str, Family] = {}
 __all__ = ["FAMILIES", "family", "family_of", "SAE", "DecoderSAE", "Family", "FamilyConfig", "Objective",
