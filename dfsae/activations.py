@@ -20,6 +20,7 @@ import ast
 import hashlib
 import sys
 import sysconfig
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,10 +149,15 @@ def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, 
     """Hidden states at ``layer`` for the first ``n_tokens`` real tokens of ``texts``.
 
     Each document is split into windows of at most ``seq_len - 2`` tokens (plus [CLS] and
-    [SEP]); windows are processed ``batch_size`` at a time. With ``cache_dir`` the result is
-    stored as ``<cache_dir>/minilm-<key>.pt`` and loaded from there when present.
-    ``model``/``tokenizer`` default to :func:`load_minilm` (pass them to reuse a loaded model).
+    [SEP]); windows are processed ``batch_size`` at a time. With ``cache_dir`` (checked writable
+    before any work) the result is stored as ``<cache_dir>/minilm-<key>.safetensors``, tensors
+    only (no pickle), and loaded from there when present; a cache file that cannot be read or does
+    not match its key is reported with its path and rebuilt. ``model``/``tokenizer`` default to
+    :func:`load_minilm` (pass them to reuse a loaded model).
     """
+    if isinstance(texts, (str, bytes)):
+        raise ValueError("texts must be a list of strings (documents), got a single string; pass [text] "
+                         "to treat it as one document")
     texts = list(texts)
     if not texts or not all(isinstance(t, str) for t in texts):
         raise ValueError("texts must be a non-empty list of strings")
@@ -163,11 +169,15 @@ def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, 
     if seq_len > 512:
         raise ValueError(f"seq_len must be at most 512 (MiniLM's position limit); got {seq_len}")
     batch_size = validation.positive_int("batch_size", batch_size)
+    if cache_dir is not None:
+        validation.writable_folder("cache_dir", cache_dir)
 
     key = cache_key(texts, layer, n_tokens, seq_len)
-    path = Path(cache_dir) / f"minilm-{key[:24]}.pt" if cache_dir is not None else None
+    path = Path(cache_dir) / f"minilm-{key[:24]}.safetensors" if cache_dir is not None else None
     if path is not None and path.exists():
-        return Activations(**torch.load(path, weights_only=False))
+        cached = read_cache(path, key)
+        if cached is not None:
+            return cached
 
     if model is None or tokenizer is None:
         tokenizer, model = load_minilm()
@@ -209,8 +219,41 @@ def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, 
         position=torch.cat([torch.arange(n) for n in lengths]),
         windows=windows, layer=layer, key=key)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with temporary_beside(path) as tmp:
-            torch.save(vars(result), tmp)
-            publish(tmp, path)
+        write_cache(path, result)
     return result
+
+
+def write_cache(path: Path, acts: Activations) -> None:
+    """Store ``acts`` as safetensors (tensors and two metadata strings, no pickle), atomically."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {"x": acts.x, "token_ids": acts.token_ids, "window": acts.window, "position": acts.position}
+    with temporary_beside(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
+                  metadata={"layer": str(acts.layer), "key": acts.key})
+        publish(tmp, path)
+
+
+def read_cache(path: Path, key: str) -> Activations | None:
+    """The activations cached at ``path`` if it is a readable cache of ``key``; otherwise a warning
+    naming the path and None (the caller rebuilds and overwrites it)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            t = {name: f.get_tensor(name) for name in ("x", "token_ids", "window", "position")}
+        if meta.get("key") != key or not t["x"].ndim == 2 or not len(t["x"]) == len(t["token_ids"]):
+            raise ValueError("it belongs to other settings or is inconsistent")
+    except (SafetensorError, OSError, ValueError, KeyError) as err:
+        warnings.warn(f"activation cache {path} cannot be used ({err}); rebuilding it", stacklevel=3)
+        return None
+    counts = torch.bincount(t["window"]).tolist() if len(t["window"]) else []
+    ids = t["token_ids"].tolist()
+    windows, start = [], 0
+    for n in counts:  # the windows in order: tokens are stored window by window
+        windows.append(ids[start:start + n])
+        start += n
+    return Activations(x=t["x"], token_ids=t["token_ids"], window=t["window"], position=t["position"],
+                       windows=windows, layer=int(meta["layer"]), key=key)

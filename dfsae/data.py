@@ -155,12 +155,28 @@ def load_mnist(data_dir=None, download: bool = True) -> Dataset:
     return Dataset(x_train, y_train, x_test, y_test, "mnist")
 
 
+FLOAT_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+                "float64": torch.float64}
+
+
+def floating_dtype(name: str, value) -> torch.dtype:
+    """A floating torch dtype from a dtype or its name; anything else is refused by ``name``."""
+    if isinstance(value, str):
+        value = FLOAT_DTYPES.get(value.removeprefix("torch."), value)
+    if not isinstance(value, torch.dtype) or not value.is_floating_point:
+        raise ValueError(f"{name} must be a floating dtype, one of {sorted(FLOAT_DTYPES)} (or torch.float32, "
+                         f"...), got {value!r}; integer dtypes would truncate the activations")
+    return value
+
+
 def load_activations(source, dtype=torch.float32) -> torch.Tensor:
     """Activations to train on, as a finite (n_samples, d) tensor of ``dtype``.
 
     ``source`` is a tensor, a numpy array, or the path of a ``.npy`` file (read memory-mapped,
-    then copied) or a ``.pt`` file holding one tensor.
+    then copied) or a ``.pt`` file holding one tensor. ``dtype`` is a floating torch dtype or its
+    name (``"float32"``); integer dtypes are refused, since they would truncate the activations.
     """
+    dtype = floating_dtype("dtype", dtype)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():

@@ -194,6 +194,25 @@ def probe_accuracy(codes_train, y_train, codes_test, y_test, max_iter: int = 500
         return float(probe.score(np.asarray(codes_test, dtype=np.float64), np.asarray(y_test)))
 
 
+def check_dataset(data, probe: bool) -> None:
+    """Refuse, before any work, what :func:`evaluate` cannot use: not a Dataset, fewer than two
+    test rows, or (with ``probe``) labels whose length differs from their inputs'."""
+    fields = ("x_train", "y_train", "x_test", "y_test")
+    if not all(hasattr(data, f) for f in fields):
+        raise ValueError(f"data must be a dfsae.Dataset(x_train, y_train, x_test, y_test, name), got "
+                         f"{type(data).__name__}; wrap your arrays: "
+                         "dfsae.Dataset(x_tr, y_tr, x_te, y_te, 'mine')")
+    if len(data.x_test) < 2:
+        raise ValueError(f"data.x_test has {len(data.x_test)} row(s); evaluation needs at least 2 test "
+                         "inputs (FVU, variances and correlations are statistics over inputs)")
+    if probe:
+        for x, y in (("x_train", "y_train"), ("x_test", "y_test")):
+            if getattr(data, y) is None or len(getattr(data, y)) != len(getattr(data, x)):
+                n = None if getattr(data, y) is None else len(getattr(data, y))
+                raise ValueError(f"data.{y} has {n} labels for {len(getattr(data, x))} rows of data.{x}; "
+                                 "pass one label per input, or probe=False")
+
+
 def evaluate(model, data, probe: bool = True) -> dict:
     """Every metric above for ``model`` on ``data`` (a :class:`dfsae.data.Dataset`).
 
@@ -202,6 +221,7 @@ def evaluate(model, data, probe: bool = True) -> dict:
     fitted on training codes; ``fvu_linear_train`` is its error on the training set, for
     model selection without the test set) and, for models with a decoder, ``fvu_own``.
     """
+    check_dataset(data, probe)
     codes_train, codes = encode(model, data.x_train), encode(model, data.x_test)
     x_train, x_test = data.x_train, data.x_test
     dead = dead_units(codes)

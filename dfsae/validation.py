@@ -94,14 +94,16 @@ def boolean(name: str, value) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise ValueError(f"{name} must be True or False, got {value!r}; with papermill pass "
-                     f"`-p {name} False` or `-y '{name}: false'`")
+                     f"`-p {name} False` or `-y '{name}: false'`; with python -m dfsae.paper.reproduce, "
+                     f"`-p {name} False`")
 
 
 def integer_list(name: str, value, minimum: int = 0) -> list[int]:
     """A non-empty list of integers ≥ ``minimum`` (a string such as "[0, 1]" is refused with a hint)."""
     if isinstance(value, (str, bytes)):
         raise ValueError(f"{name} must be a list of integers, got the string {value!r}; papermill's -p "
-                         f"passes text, so give lists with -y, e.g. `-y '{name}: [0, 1, 2]'`")
+                         f"passes text, so give lists with -y, e.g. `-y '{name}: [0, 1, 2]'`; python -m "
+                         f"dfsae.paper.reproduce takes a Python literal, `-p {name} '[0, 1, 2]'`")
     if not hasattr(value, "__iter__") or len(list(value)) == 0:
         raise ValueError(f"{name} must be a non-empty list of integers, e.g. [0, 1, 2]; got {value!r}")
     return [positive_int(name, v, minimum=minimum) for v in value]
@@ -114,6 +116,8 @@ def writable_folder(name: str, value) -> str:
 
     if not isinstance(value, (str, os.PathLike)):
         raise ValueError(f"{name} must be a folder path (a string), got {value!r}")
+    if str(value) == "":
+        raise ValueError(f"{name} is '', which would write into the working directory; pass a folder path")
     path = Path(value)
     existing = path
     while not existing.exists():

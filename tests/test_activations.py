@@ -37,7 +37,7 @@ def test_cache_is_reused_and_keyed_by_content(minilm, tmp_path, monkeypatch):
     tokenizer, model = minilm
     first = activations.extract(TEXTS, layer=1, n_tokens=20, seq_len=16, cache_dir=tmp_path, model=model,
                                 tokenizer=tokenizer, progress=False)
-    assert len(list(tmp_path.glob("minilm-*.pt"))) == 1
+    assert len(list(tmp_path.glob("minilm-*.safetensors"))) == 1
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was run although the cache holds the result")
@@ -70,3 +70,53 @@ def test_stdlib_docstrings_reads_without_importing(tmp_path):
     assert docs == [("A module about widgets. " * 10).strip()]
     with pytest.raises(FileNotFoundError):
         activations.stdlib_docstrings(root=tmp_path / "absent")
+
+
+def test_the_cache_equals_a_fresh_extraction_windows_included(minilm, tmp_path):
+    tokenizer, model = minilm
+    kwargs = {"layer": 1, "n_tokens": 30, "seq_len": 12, "model": model, "tokenizer": tokenizer,
+              "progress": False}
+    first = activations.extract(TEXTS, cache_dir=tmp_path, **kwargs)
+    again = activations.extract(TEXTS, cache_dir=tmp_path, **kwargs)
+    assert again.windows == first.windows and torch.equal(again.position, first.position)
+    assert again.layer == first.layer and torch.equal(again.token_ids, first.token_ids)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "pickle", "other-key"])
+def test_a_damaged_cache_names_its_path_and_is_rebuilt(minilm, tmp_path, damage):
+    """A truncated file, a pickle (which safetensors will not execute) or another run's cache under
+    this name: a warning with the path, then a fresh extraction that replaces the file."""
+    import pickle
+
+    tokenizer, model = minilm
+    kwargs = {"layer": 1, "n_tokens": 20, "seq_len": 16, "model": model, "tokenizer": tokenizer,
+              "progress": False}
+    good = activations.extract(TEXTS, cache_dir=tmp_path, **kwargs)
+    (path,) = tmp_path.glob("minilm-*.safetensors")
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "pickle":
+        path.write_bytes(pickle.dumps({"x": "not activations"}))
+    else:
+        other = activations.extract(TEXTS[:2], cache_dir=tmp_path / "other", **kwargs)
+        path.write_bytes(next((tmp_path / "other").glob("*.safetensors")).read_bytes())
+        assert other.key != good.key
+    with pytest.warns(UserWarning, match=f"{path}.*rebuilding"):
+        again = activations.extract(TEXTS, cache_dir=tmp_path, **kwargs)
+    assert torch.equal(again.x, good.x)
+    assert activations.read_cache(path, good.key) is not None          # the rebuilt file is good
+
+
+def test_texts_and_cache_dir_are_checked_before_any_work(tmp_path, monkeypatch):
+    def no_model(*args, **kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(activations, "load_minilm", no_model)
+    with pytest.raises(ValueError, match="single string.*\\[text\\]"):
+        activations.extract("hello world", n_tokens=3)
+    with pytest.raises(ValueError, match="cache_dir is ''"):
+        activations.extract(TEXTS, n_tokens=3, cache_dir="")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match="cache_dir.*cannot be created or written"):
+        activations.extract(TEXTS, n_tokens=3, cache_dir=blocker / "cache")

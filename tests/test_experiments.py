@@ -87,9 +87,55 @@ def test_save_results_writes_both_files(tmp_path):
     frame = pd.DataFrame({"x": [1, 2]})
     frame.attrs["runs"] = {"a": ex.RunConfig.of("standard", epochs=3).as_dict()}
     path = ex.save_results(frame, tmp_path / "sub" / "r.csv", {"epochs": 3})
-    assert pd.read_csv(path).equals(frame)
-    saved = json.loads(path.with_suffix(".json").read_text())
+    loaded, saved = ex.load_results(path)
+    assert loaded.equals(frame)
     assert saved["parameters"] == {"epochs": 3} and saved["runs"]["a"]["epochs"] == 3
+    assert pd.read_csv(path)["run_id"].unique().tolist() == [saved["run_id"]]
+
+
+def test_a_pair_mixed_by_a_kill_between_the_renames_is_refused(tmp_path, monkeypatch):
+    """The JSON is renamed first; a kill before the CSV's rename leaves a new JSON beside the old CSV."""
+    import dfsae.files
+
+    path = ex.save_results(pd.DataFrame({"x": [1]}), tmp_path / "r.csv", {"epochs": 100})
+    renames = []
+
+    def killed_after_first(tmp, target):
+        if renames:
+            raise KeyboardInterrupt  # the process dies between the two renames
+        renames.append(target)
+        return os.replace(tmp, target)
+
+    monkeypatch.setattr(dfsae.files, "publish", killed_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        ex.save_results(pd.DataFrame({"x": [2]}), path, {"epochs": 1})
+    assert json.loads(path.with_suffix(".json").read_text())["parameters"] == {"epochs": 1}
+    with pytest.raises(ValueError, match="different writes"):
+        ex.load_results(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.json"]   # no temporary file left
+
+
+def test_a_full_disk_changes_neither_file_and_names_the_path(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    path = ex.save_results(pd.DataFrame({"x": [1]}), tmp_path / "r.csv", {"epochs": 100})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real = Path.write_bytes
+    writes = []
+
+    def second_write_fails(self, data):
+        writes.append(self)
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", second_write_fails)
+    with pytest.raises(OSError, match=r"cannot write .*r\.csv.*No space left") as err:
+        ex.save_results(pd.DataFrame({"x": [2]}), path, {"epochs": 1})
+    assert err.value.errno == errno.ENOSPC
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert ex.load_results(path)[1]["parameters"] == {"epochs": 100}
 
 
 def test_save_results_leaves_nothing_behind_on_failure(tmp_path, monkeypatch):

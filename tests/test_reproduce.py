@@ -44,19 +44,54 @@ def outputs(path):
     return "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
 
 
-def test_parameters_reach_the_notebook(notebooks):
+def test_parameters_reach_the_notebook_in_its_run_folder(notebooks):
     assert reproduce.main(["--no-progress", "-p", "value", "21"]) == 0
-    assert outputs(notebooks / "demo.ipynb").strip() == "42"
+    (run,) = (notebooks / "runs").iterdir()
+    assert run.name.startswith("demo-") and run.name != "demo-default"
+    assert outputs(run / "demo.ipynb").strip() == "42"
+    assert not (notebooks / "demo.ipynb").exists()               # the stored notebook is not written
     assert reproduce.parameters_of(notebooks / "demo.md") == {"value": "1"}
 
 
+def test_only_update_stored_rewrites_the_stored_notebook(notebooks):
+    assert reproduce.main(["--no-progress", "--update-stored"]) == 0
+    stored = (notebooks / "demo.ipynb").read_bytes()
+    assert reproduce.main(["--no-progress", "-p", "value", "5"]) == 0
+    assert reproduce.main(["--no-progress"]) == 0
+    assert (notebooks / "demo.ipynb").read_bytes() == stored
+    assert outputs(notebooks / "runs" / "demo-default" / "demo.ipynb") == "2\n"
+
+
 def test_failed_run_keeps_previous_notebook_and_no_temp_files(notebooks):
-    reproduce.main(["--no-progress"])
+    reproduce.main(["--no-progress", "--update-stored"])
     before = (notebooks / "demo.ipynb").read_text()
-    with pytest.raises(Exception, match="value must be positive"):
-        reproduce.main(["--no-progress", "-p", "value", "-5"])
-    assert sorted(p.name for p in notebooks.iterdir()) == ["_toc.yml", "demo.ipynb", "demo.md"]
+    for extra in ([], ["--update-stored"]):
+        with pytest.raises(Exception, match="value must be positive"):
+            reproduce.main(["--no-progress", *extra, "-p", "value", "-5"])
+    assert sorted(p.name for p in notebooks.iterdir()) == ["_toc.yml", "demo.ipynb", "demo.md", "runs"]
     assert outputs(notebooks / "demo.ipynb") == "2\n" and before
+    assert [p.name for p in (notebooks / "runs").rglob("*") if p.is_file()] == []
+
+
+def test_a_second_run_on_the_same_folder_says_who_holds_it(notebooks):
+    from dfsae.files import FolderInUseError, folder_lock
+
+    with folder_lock(notebooks / "runs" / "demo-default", "another run"):
+        with pytest.raises(FolderInUseError, match=r"in use by process \d+ .*another run"):
+            reproduce.main(["--no-progress"])
+    assert reproduce.main(["--no-progress"]) == 0                # released: the next run proceeds
+
+
+def test_a_stale_lock_is_taken_over(tmp_path):
+    import json as _json
+
+    from dfsae.files import LOCK, folder_lock
+
+    gone = {"pid": 2**22 + 12345, "host": __import__("socket").gethostname()}   # no such process
+    (tmp_path / LOCK).write_text(_json.dumps(gone))
+    with folder_lock(tmp_path, "me") as lock:
+        assert _json.loads(lock.read_text())["purpose"] == "me"
+    assert not (tmp_path / LOCK).exists()
 
 
 def test_unknown_notebook_is_an_error(notebooks):
@@ -68,6 +103,7 @@ def test_unknown_notebook_is_an_error(notebooks):
     (["-p", "valeu", "3"], "unknown parameter"),                 # misspelled: refused, lists valid names
     (["-p", "value", "yes"], "same type as its default"),         # a string where an int is declared
     (["-p", "value", "[1, 2]"], "same type as its default"),
+    (["-p", "value", "2", "-p", "value", "3"], "given more than once"),
 ])
 def test_bad_parameters_are_refused_before_any_work(notebooks, capsys, argv, message):
     with pytest.raises(SystemExit):
@@ -108,3 +144,30 @@ def test_sigterm_removes_the_temporary_notebook(tmp_path):
         assert list(tmp_path.iterdir()) == []
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+BOOK_PARAMETERS = {"05_1_identity": {"train_epochs": "20", "seeds": "[0]", "device": "'cpu'",
+                                     "n_samples": "512"}}
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("train_epochs", -3, "train_epochs must be >= 1"),
+    ("seeds", [], "seeds must be a non-empty list"),
+    ("device", "cuda", "no CUDA device"),
+    ("seeds", "0,1", "Python literal"),
+])
+def test_the_notebooks_own_rules_refuse_values_before_any_kernel(name, value, message):
+    import torch
+
+    if name == "device" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(ValueError, match=message):
+        reproduce.check_parameters({name: value}, BOOK_PARAMETERS)
+
+
+def test_a_tuple_reaches_the_notebook_as_a_list(notebooks, capsys):
+    (notebooks / "demo.md").write_text(NOTEBOOK.replace("value = 1", "value = [1]").replace(
+        'assert value > 0, "value must be positive"\nprint(value * 2)', "print(type(value).__name__, value)"))
+    assert reproduce.main(["--no-progress", "-p", "value", "(3, 4)"]) == 0
+    (run,) = (notebooks / "runs").iterdir()
+    assert outputs(run / "demo.ipynb").strip() == "list [3, 4]"

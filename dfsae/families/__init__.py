@@ -14,8 +14,11 @@ from .base import SAE, ConfiguredObjective, DecoderSAE, Family, FamilyConfig, Ob
 
 # The registry: one entry per family module, in the order tables and legends list them.
 MODULES = ("decoder_free", "standard", "tied", "topk", "batchtopk", "jumprelu")
+"""The family modules, one entry each: adding a family means writing its module and adding it here."""
 
 FAMILIES: dict[str, Family] = {}
+"""Every registered family by its one name: ``decoder_free``, ``standard``, ``tied``, ``topk``,
+``batchtopk`` and ``jumprelu``, in the order of ``MODULES``."""
 __all__ = ["FAMILIES", "family", "family_of", "SAE", "DecoderSAE", "Family", "FamilyConfig", "Objective",
            "ConfiguredObjective"]
 for _name in MODULES:

@@ -224,7 +224,7 @@ class SAE(nn.Module):
     weight (K, D) is the paper's W, plus the family's reading of its code.
 
     Class attributes a family sets: ``family`` (its name), ``config_type``, ``has_decoder``
-    (a trained decoder, :meth:`decode`), ``codes_are_energies`` (low code = good match, read
+    (a trained decoder, ``decode``), ``codes_are_energies`` (low code = good match, read
     by responsibility and similarity), ``codes`` and ``rank_by`` (how a reader should read the
     code, written into SAELens checkpoints)."""
 

@@ -5,7 +5,7 @@ a_j = z_j · H(z_j − θ_j) with z = W_enc (x − b_dec) + b_enc, x̂ = W_dec a
     mean ‖x − x̂‖²₂ + λ · mean Σ_j H(z_j − θ_j)          (the L0 of the code itself, not a proxy)
 
 H has no useful derivative, so the threshold learns through straight-through estimators with a
-rectangle kernel K(u) = 1[|u| < ½] of bandwidth ε:
+rectangle kernel K(u) = 1[abs(u) < ½] of bandwidth ε:
 
     ∂a_j/∂θ_j := −(θ_j/ε) K((z_j − θ_j)/ε),     ∂H(z_j − θ_j)/∂θ_j := −(1/ε) K((z_j − θ_j)/ε),
 

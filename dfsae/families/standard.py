@@ -1,5 +1,5 @@
 """The standard SAE: a = ReLU(W_enc (x − b_dec) + b_enc), x̂ = W_dec a + b_dec, trained on
-mean ‖x − x̂‖²₂ + λ · mean Σ_j |a_j| w_j.
+mean ‖x − x̂‖²₂ + λ · mean Σ_j abs(a_j) w_j.
 
 The sparsity penalty is weighted by the decoder column norms, w_j = ‖d_j‖₂, by default: without it
 the model can shrink its codes and grow its atoms to evade the penalty (Anthropic's April 2024
@@ -66,7 +66,7 @@ class StandardSAE(DecoderSAE):
 
 
 class SAEObjective(ConfiguredObjective):
-    """mean ‖x − x̂‖²₂ + λ · mean Σ_j |a_j| w_j, with w_j = ‖d_j‖₂ (``l1_weighting="decoder_norm"``,
+    """mean ‖x − x̂‖²₂ + λ · mean Σ_j abs(a_j) w_j, with w_j = ‖d_j‖₂ (``l1_weighting="decoder_norm"``,
     the default) or 1 (``"plain"``). Terms: ``"recon"`` and ``"l1"`` (the weighted penalty)."""
 
     config_type = StandardConfig

@@ -1,5 +1,5 @@
 """The tied SAE: the standard SAE with the encoder's transpose as its decoder,
-a = ReLU(W (x − b_dec) + b_enc), x̂ = c·Wᵀ a + b_dec, trained on mean ‖x − x̂‖²₂ + λ · mean Σ_j |a_j| w_j.
+a = ReLU(W (x − b_dec) + b_enc), x̂ = c·Wᵀ a + b_dec, trained on mean ‖x − x̂‖²₂ + λ · mean Σ_j abs(a_j) w_j.
 
 It has the decoder-free model's K·D weights plus two biases (K·D + K + D parameters, 784→64:
 51,024), so it is the parameter-matched control for the decoder's cost: a linear read-out through
@@ -99,7 +99,7 @@ class TiedSAE(SAE):
 
 
 class TiedObjective(SAEObjective):
-    """The standard SAE's loss on the tied model: mean ‖x − x̂‖²₂ + λ · mean Σ_j |a_j| w_j."""
+    """The standard SAE's loss on the tied model: mean ‖x − x̂‖²₂ + λ · mean Σ_j abs(a_j) w_j."""
 
     config_type = TiedConfig
 

@@ -11,6 +11,7 @@ its results.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from tqdm import tqdm
 
 from .. import families, validation
 from ..families import FamilyConfig
-from ..files import atomic_write
+from ..files import atomic_write_all
 from ..metrics import evaluate
 from ..metrics import readings as code_readings
 from ..training import OPTIMIZERS, train
@@ -176,18 +177,44 @@ def mean_sd_table(frame: pd.DataFrame, by: str, columns) -> pd.DataFrame:
     return table
 
 
+RUN_ID = "run_id"
+
+
 def save_results(frame: pd.DataFrame, path, parameters: dict | None = None) -> Path:
     """Write ``frame`` as CSV, and beside it (same name, ``.json``) the notebook's ``parameters``
-    and the :class:`RunConfig` of every run in the frame (``frame.attrs["runs"]``), atomically.
+    and the :class:`RunConfig` of every run in the frame (``frame.attrs["runs"]``), as a pair.
 
-    Both texts are serialised before either file is touched, so a value that cannot be
-    written as JSON leaves the previous results as they were; each file is then written
-    through a temporary file and a rename (:func:`dfsae.files.atomic_write`).
+    Both texts are made before either file is touched (a value that cannot be written as JSON
+    changes nothing), both are written to temporary files, and only then are both renamed into
+    place (:func:`dfsae.files.atomic_write_all`): a full disk leaves the previous pair as it was.
+    Both carry one new ``run_id`` (a CSV column and a JSON key), so :func:`load_results` refuses
+    a pair mixed by a kill between the two renames.
     """
     path = Path(path)
-    csv = frame.to_csv(index=False)
-    text = json.dumps({"parameters": parameters or {}, "runs": frame.attrs.get("runs", {})}, indent=2)
+    run_id = uuid.uuid4().hex
+    csv = frame.assign(**{RUN_ID: run_id}).to_csv(index=False)
+    text = json.dumps({RUN_ID: run_id, "parameters": parameters or {}, "runs": frame.attrs.get("runs", {})},
+                      indent=2)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path.with_suffix(".json"), text)
-    atomic_write(path, csv)
+    atomic_write_all({path.with_suffix(".json"): text, path: csv})
     return path
+
+
+def load_results(path) -> tuple[pd.DataFrame, dict]:
+    """The frame and the JSON (parameters, runs) that :func:`save_results` wrote to ``path``;
+    refused with a ``ValueError`` naming both files when they come from different writes."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    for p in (path, meta_path):
+        if not p.exists():
+            raise FileNotFoundError(f"{p} not found; results are written as a pair, {path.name} and "
+                                    f"{meta_path.name}")
+    frame = pd.read_csv(path)
+    meta = json.loads(meta_path.read_text())
+    ids = set(frame[RUN_ID].astype(str)) if RUN_ID in frame else set()
+    if not isinstance(meta, dict) or ids != {meta.get(RUN_ID)}:
+        other = meta.get(RUN_ID) if isinstance(meta, dict) else None
+        raise ValueError(f"{path} and {meta_path} come from different writes (run ids {sorted(ids)} and "
+                         f"{other!r}): a run was stopped between renaming them, or one was replaced by "
+                         "hand. Rerun the experiment to write both.")
+    return frame.drop(columns=RUN_ID), meta

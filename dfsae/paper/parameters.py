@@ -36,7 +36,9 @@ def _numbers(allow_zero: bool = False) -> Rule:
     def check(name, value):
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
             raise ValueError(f"{name} must be a non-empty list of numbers, got {value!r}; papermill's -p "
-                             f"passes text, so give lists with -y, e.g. `-y '{name}: [0.1, 1.0]'`")
+                             f"passes text, so give lists with -y, e.g. `-y '{name}: [0.1, 1.0]'`; "
+                             "python -m dfsae.paper.reproduce takes a Python literal, "
+                             f"`-p {name} '[0.1, 1.0]'`")
         return [validation.positive_float(name, v, allow_zero=allow_zero) for v in value]
     return check
 
@@ -117,6 +119,7 @@ PARAMETERS: dict[str, Rule] = {
     # output
     "results_dir": _results_folder,
 }
+"""The rule for every notebook parameter by name; a notebook and ``reproduce`` apply the same one."""
 
 _PARAMETER_TYPES = (str, int, float, bool, list, tuple, dict, type(None))
 _INTERPRETER_NAMES = {"In", "Out", "exit", "quit", "get_ipython"}

@@ -311,7 +311,8 @@ class Record:
     def finish(self, stored_dir=".") -> str:
         """Store the record in the notebook's outputs, then compare it with the stored one.
 
-        Skipped (with a message) when no record is stored, when the parameters differ from the
+        Skipped (with a message) when no record is stored, when the parameters (other than
+        :data:`RESULT_NEUTRAL` ones, such as the results folder) differ from the
         stored run's, or when ``DFSAE_NEW_REFERENCE=1`` (set by ``reproduce --new-reference``)."""
         from IPython.display import display
 
@@ -322,9 +323,8 @@ class Record:
         stored = stored_record(Path(stored_dir) / f"{self.notebook}.ipynb")
         if stored is None:
             return "no stored record: nothing compared"
-        if stored["parameters"] != self.parameters:
-            changed = sorted(k for k in set(stored["parameters"]) | set(self.parameters)
-                             if stored["parameters"].get(k) != self.parameters.get(k))
+        changed = differing_parameters(stored["parameters"], self.parameters)
+        if changed:
             return f"parameters differ from the stored run ({', '.join(changed)}): nothing compared"
         problems = compare(stored["entries"], self.entries)
         if problems:
@@ -332,6 +332,17 @@ class Record:
                 f"{len(problems)} reported value(s) of {self.notebook} differ from the stored run by more "
                 "than their tolerance:\n  " + "\n  ".join(problems))
         return f"all {len(self.entries)} reported values within tolerance of the stored run"
+
+
+RESULT_NEUTRAL = ("results_dir", "cache_dir", "device")
+"""Parameters that say where a run writes or computes, not what it computes: they never make two
+runs incomparable."""
+
+
+def differing_parameters(stored: dict, new: dict) -> list[str]:
+    """The names whose values differ between two parameter sets, except :data:`RESULT_NEUTRAL` ones."""
+    names = (set(stored) | set(new)) - set(RESULT_NEUTRAL)
+    return sorted(k for k in names if stored.get(k) != new.get(k))
 
 
 def _default_text(value) -> str:

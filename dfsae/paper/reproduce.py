@@ -1,8 +1,17 @@
-"""Regenerate the executed notebooks of a book, in place, with papermill.
+"""Re-execute the notebooks of a book with papermill, into run folders or, on request, in place.
 
-    python -m dfsae.paper.reproduce                     # everything, default parameters
+    python -m dfsae.paper.reproduce                     # everything, default parameters, into runs/
     python -m dfsae.paper.reproduce --only 05_2_ablation -p epochs 200 -p seeds "[0,1,2,3,4]"
     python -m dfsae.paper.reproduce --list              # notebooks and their parameters
+    python -m dfsae.paper.reproduce --update-stored     # refresh the stored notebooks in place
+
+A run never touches the stored notebooks: each notebook is executed into its own run folder,
+``runs/NAME-default`` at the stored parameters or ``runs/NAME-<hash of the parameters>``, with
+its result files in that folder's ``results/`` (the notebook's ``results_dir`` is pointed there)
+and its working directory still the notebook's folder, so ``stored/`` and the caches resolve as
+usual. Only ``--update-stored`` rewrites ``NAME.ipynb`` beside its source (the book's own refresh).
+A run holds the lock of the folder its results go to (:func:`dfsae.files.folder_lock`), so a
+second run on the same folder stops at once and says which process holds it.
 
 The notebooks are those of the book's table of contents (``_toc.yml``, found in ``--book`` or
 the nearest folder above the working directory that has one), in its order, except that pages
@@ -13,23 +22,27 @@ executed with its working directory in its own folder, and written back only if 
 succeeds (through a temporary file and a rename, so a failed or interrupted run leaves the
 previous notebook untouched).
 
-Every ``-p`` parameter is checked before anything runs: its name must be declared by one of
-the selected notebooks, and its value must have the type of the declared default (a bool for a
-bool, a number for a number, a list for a list). When a notebook runs with its stored
-parameters it also checks each reported number against the stored run, within its tolerance
-(:mod:`dfsae.paper.record`); ``--new-reference`` skips that check, for a deliberate change.
+Every ``-p`` parameter is checked before any notebook starts: it may be given once; its name must
+be declared by one of the selected notebooks; its value (a Python literal; a tuple becomes a list)
+must have the type of the declared default and pass the rule the notebook itself applies
+(:data:`dfsae.paper.parameters.PARAMETERS`: ranges, choices, a CUDA device that exists). When a
+notebook runs with its stored parameters it also checks each reported number against the stored
+run, within its tolerance (:mod:`dfsae.paper.record`); ``--new-reference`` skips that check, for a
+deliberate change.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
+import json
 import os
 import signal
 import sys
 from pathlib import Path
 
-from ..files import publish, temporary_beside
+from ..files import folder_lock, publish, temporary_beside
 
 
 def find_book(start=None) -> Path:
@@ -77,20 +90,34 @@ def parameters_of(source: Path) -> dict:
     return {k: v["default"] for k, v in info.items()}
 
 
-def execute(source: Path, parameters: dict, progress: bool = True) -> None:
-    """Convert NAME.md, execute it with ``parameters`` (those it declares) and replace
-    NAME.ipynb with the result only if execution succeeded."""
+RUNS = "runs"
+
+
+def run_folder(book: Path, name: str, given: dict) -> Path:
+    """``<book>/runs/NAME-default``, or ``NAME-<hash>`` of the parameters ``given`` to this notebook."""
+    if not given:
+        return Path(book) / RUNS / f"{name}-default"
+    text = json.dumps(given, sort_keys=True, default=str)
+    return Path(book) / RUNS / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
+
+
+def execute(source: Path, parameters: dict, progress: bool = True, output: Path | None = None) -> Path:
+    """Convert NAME.md, execute it with ``parameters`` (those it declares) in its own folder, and
+    write the result to ``output`` (default: NAME.ipynb beside the source) only if execution
+    succeeded. Returns the written notebook's path."""
     import jupytext
     import papermill
 
     declared = parameters_of(source)
     use = {k: v for k, v in parameters.items() if k in declared}
-    target = source.with_suffix(".ipynb")
+    target = Path(output) if output is not None else source.with_suffix(".ipynb")
+    target.parent.mkdir(parents=True, exist_ok=True)
     with temporary_beside(target, ".ipynb") as converted, temporary_beside(target, ".ipynb") as result:
         jupytext.write(jupytext.read(source), converted, fmt="ipynb")
         papermill.execute_notebook(str(converted), str(result), parameters=use, cwd=str(source.parent),
                                    progress_bar=progress, kernel_name="python3")
         publish(result, target)
+    return target
 
 
 def parse_value(text: str):
@@ -111,8 +138,11 @@ def _same_type(value, default) -> bool:
 
 
 def check_parameters(parameters: dict, declared: dict[str, dict]) -> None:
-    """Refuse (``ValueError``) a parameter no selected notebook declares, or a value whose type
-    differs from the declared default's, before anything runs."""
+    """Refuse (``ValueError``) a parameter no selected notebook declares, a value whose type
+    differs from the declared default's, or one its rule refuses (the rule the notebook applies,
+    :data:`dfsae.paper.parameters.PARAMETERS`), before anything runs."""
+    from .parameters import PARAMETERS
+
     names = sorted({k for d in declared.values() for k in d})
     unknown = sorted(set(parameters) - set(names))
     if unknown:
@@ -125,7 +155,10 @@ def check_parameters(parameters: dict, declared: dict[str, dict]) -> None:
             if not _same_type(value, default):
                 raise ValueError(f"parameter {name}={value!r} of {notebook} must be of the same type as its "
                                  f"default {params[name]} ({type(default).__name__}), "
-                                 f"got {type(value).__name__}")
+                                 f"got {type(value).__name__}; -p takes a Python literal, e.g. "
+                                 f"-p {name} {json.dumps(params[name])}")
+        if name in PARAMETERS:
+            PARAMETERS[name](name, value)
 
 
 def stop_cleanly_on_sigterm() -> None:
@@ -137,21 +170,33 @@ def stop_cleanly_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def _lock_folder(source: Path, declared: dict, use: dict, out: Path) -> Path:
+    """The folder a notebook's results go to (its ``results_dir``), else the folder it is written to."""
+    default = parse_value(declared["results_dir"]) if "results_dir" in declared else ""
+    results = use.get("results_dir", default)
+    return (source.parent / results) if results else out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dfsae.paper.reproduce",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--book", help="folder with the book's _toc.yml (default: found from the working "
                                        "directory)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="notebooks to run (default: all)")
-    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"))
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="a parameter, as a Python literal: -p epochs 200, -p seeds '[0, 1, 2]'")
     parser.add_argument("--list", action="store_true", help="list notebooks and parameters, run nothing")
+    parser.add_argument("--update-stored", action="store_true",
+                        help="rewrite the stored notebooks (NAME.ipynb beside NAME.md) and their results "
+                             "in place, instead of writing a run folder under runs/")
     parser.add_argument("--new-reference", action="store_true",
                         help="do not compare reported numbers with the stored run (after a deliberate "
                              "change)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
-        available = notebooks(args.book)
+        book = Path(args.book) if args.book else find_book()
+        available = notebooks(book)
     except FileNotFoundError as err:
         parser.error(str(err))
     names = args.only or list(available)
@@ -164,7 +209,12 @@ def main(argv=None) -> int:
         for name in selected:
             print(name, declared[name] or "(no parameters)")
         return 0
+    given = [k for k, _ in args.parameter]
+    repeated = sorted({k for k in given if given.count(k) > 1})
+    if repeated:
+        parser.error(f"parameter(s) {repeated} given more than once; give each -p NAME VALUE once")
     parameters = {k: parse_value(v) for k, v in args.parameter}
+    parameters = {k: list(v) if isinstance(v, tuple) else v for k, v in parameters.items()}
     try:
         check_parameters(parameters, declared)
     except ValueError as err:
@@ -173,8 +223,20 @@ def main(argv=None) -> int:
         os.environ["DFSAE_NEW_REFERENCE"] = "1"
     stop_cleanly_on_sigterm()
     for i, name in enumerate(selected, 1):
+        source = available[name]
+        use = {k: v for k, v in parameters.items() if k in declared[name]}
+        if args.update_stored:
+            out, output = source.parent, None
+        else:
+            out = run_folder(book, name, use)
+            output = out / f"{name}.ipynb"
+            if "results_dir" in declared[name]:
+                use = {**use, "results_dir": str((out / "results").resolve())}
         print(f"[{i}/{len(selected)}] {name}", flush=True)
-        execute(available[name], parameters, progress=not args.no_progress)
+        with folder_lock(_lock_folder(source, declared[name], use, out), f"reproduce {name}"):
+            written = execute(source, use, progress=not args.no_progress, output=output)
+        print(f"    wrote {written}" + ("" if args.update_stored else f" (results in {out / 'results'})"),
+              flush=True)
     return 0
 
 
