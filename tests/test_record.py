@@ -90,12 +90,36 @@ def test_verdicts_do_not_flip_within_tolerance():
     assert R.compare(stored, {"v": dict(stored["v"], value="failed", margin=-0.2)})
 
 
-def test_other_parameters_or_no_reference_compare_nothing(tmp_path, monkeypatch):
+def test_other_parameters_or_no_reference_compare_nothing_outside_the_tests(tmp_path, monkeypatch):
     monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
     monkeypatch.delenv("DFSAE_NEW_REFERENCE", raising=False)
+    monkeypatch.setenv(R.REQUIRE_COMPARISON, "0")
     assert "no stored record" in make([1.0, 1.1, 0.9]).finish(tmp_path)
     stored_notebook(tmp_path, make([0.5, 0.5, 0.5]))
     assert "epochs" in make([9.0, 9.0, 9.0], {"epochs": 4}).finish(tmp_path)
+
+
+def test_under_the_tests_comparing_nothing_fails(tmp_path, monkeypatch):
+    """``pytest --nbval notebooks`` cannot pass by comparing nothing: a missing reference or
+    edited parameters fail; only a deliberate new reference is let through."""
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    monkeypatch.delenv("DFSAE_NEW_REFERENCE", raising=False)
+    monkeypatch.setenv(R.REQUIRE_COMPARISON, "1")
+    with pytest.raises(ReproductionError, match="no stored record .*must compare"):
+        make([1.0, 1.1, 0.9]).finish(tmp_path)
+    stored_notebook(tmp_path, make([0.5, 0.5, 0.5]))
+    with pytest.raises(ReproductionError, match=r"parameters differ from the stored run \(epochs\)"):
+        make([0.5, 0.5, 0.5], {"epochs": 4}).finish(tmp_path)
+    moved = make([0.5, 0.5, 0.5], {"epochs": 3, "results_dir": "/elsewhere", "device": "cuda"})
+    assert "within tolerance" in moved.finish(tmp_path)      # where a run writes or computes does not count
+    monkeypatch.setenv("DFSAE_NEW_REFERENCE", "1")
+    assert "new reference" in make([1.0, 1.0, 1.0], {"epochs": 4}).finish(tmp_path)
+
+
+def test_the_suite_requires_comparisons():
+    import os
+
+    assert os.environ.get(R.REQUIRE_COMPARISON) == "1"      # set by the top-level conftest.py
 
 
 def test_nan_is_stored_as_json_and_compares_equal():

@@ -79,7 +79,8 @@ def test_a_session_loses_nothing_and_still_compares(book, tmp_path_factory):
     default = book / "runs" / f"{NAME}-default"
 
     # 1. A trial run with other parameters goes to its own folder.
-    code, out = reproduce(book, "--only", NAME, "-p", "n_samples", "100")
+    trial_env = {"DFSAE_REQUIRE_COMPARISON": "0"}     # nothing to compare a trial with: allowed here
+    code, out = reproduce(book, "--only", NAME, "-p", "n_samples", "100", env=trial_env)
     assert code == 0, out
     (trial,) = [p for p in (book / "runs").iterdir() if p.name != f"{NAME}-default"]
     assert "parameters differ from the stored run (n_samples)" in outputs(trial / f"{NAME}.ipynb")
@@ -125,3 +126,54 @@ def test_a_session_loses_nothing_and_still_compares(book, tmp_path_factory):
     assert (book / "notebooks" / f"{NAME}.ipynb").read_bytes() == stored
     assert "within tolerance of the stored run" in outputs(default / f"{NAME}.ipynb")
     assert leftovers(book) == []
+
+
+def edit_record(path, change):
+    """Apply ``change`` to the record stored in the outputs of the notebook at ``path``."""
+    from dfsae.paper.record import MIME
+
+    nb = json.loads(Path(path).read_text())
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            if MIME in output.get("data", {}):
+                data = output["data"][MIME]
+                data = json.loads(data) if isinstance(data, str) else data
+                change(data)
+                output["data"][MIME] = data
+    Path(path).write_text(json.dumps(nb))
+
+
+def nbval(path):
+    env = {**os.environ, "DFSAE_REQUIRE_COMPARISON": "1"}
+    env.pop("DFSAE_NEW_REFERENCE", None)
+    command = [sys.executable, "-m", "pytest", "--nbval", "-q", "-p", "no:cacheprovider", str(path)]
+    result = subprocess.run(command, cwd=path.parent, capture_output=True, text=True, env=env, timeout=600)
+    return result.returncode, result.stdout + result.stderr
+
+
+def first_number(entries):
+    return next(name for name, e in entries.items() if e["kind"] == "number" and e["value"] not in (0, None)
+                and not e["tolerance"].get("machine"))
+
+
+@pytest.mark.parametrize("edit", ["parameters", "value"])
+def test_nbval_fails_on_an_edited_stored_record(book, edit):
+    """Edited stored parameters would make the run compare nothing; a stored value moved past its
+    tolerance would differ: either way the re-executed notebook fails."""
+    path = book / "notebooks" / f"{NAME}.ipynb"
+
+    def change(record):
+        if edit == "parameters":
+            record["parameters"]["n_samples"] = 999
+        else:
+            from dfsae.paper.record import Tolerance
+
+            entry = record["entries"][first_number(record["entries"])]
+            tolerance = Tolerance(**entry["tolerance"])
+            entry["value"] = float(entry["value"]) + 2 * tolerance.width(float(entry["value"])) + 1.0
+
+    edit_record(path, change)
+    code, out = nbval(path)
+    expected = "parameters differ from the stored run (n_samples)" if edit == "parameters" else \
+        "differ from the stored run by more than their tolerance"
+    assert code != 0 and expected in out, out[-3000:]

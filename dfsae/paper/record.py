@@ -313,7 +313,10 @@ class Record:
 
         Skipped (with a message) when no record is stored, when the parameters (other than
         :data:`RESULT_NEUTRAL` ones, such as the results folder) differ from the
-        stored run's, or when ``DFSAE_NEW_REFERENCE=1`` (set by ``reproduce --new-reference``)."""
+        stored run's, or when ``DFSAE_NEW_REFERENCE=1`` (set by ``reproduce --new-reference``).
+        Where a comparison is required (``DFSAE_REQUIRE_COMPARISON=1``, which the test suite sets,
+        so ``pytest --nbval notebooks`` cannot pass by comparing nothing) a skip other than a new
+        reference raises :class:`ReproductionError`."""
         from IPython.display import display
 
         display({MIME: self.to_json(), "text/plain": f"<record of {len(self.entries)} reported values>"},
@@ -321,11 +324,16 @@ class Record:
         if os.environ.get("DFSAE_NEW_REFERENCE") == "1":
             return "new reference: nothing compared"
         stored = stored_record(Path(stored_dir) / f"{self.notebook}.ipynb")
-        if stored is None:
-            return "no stored record: nothing compared"
-        changed = differing_parameters(stored["parameters"], self.parameters)
-        if changed:
-            return f"parameters differ from the stored run ({', '.join(changed)}): nothing compared"
+        changed = None if stored is None else differing_parameters(stored["parameters"], self.parameters)
+        skipped = ("no stored record" if stored is None else
+                   f"parameters differ from the stored run ({', '.join(changed)})" if changed else None)
+        if skipped:
+            if os.environ.get(REQUIRE_COMPARISON) == "1":
+                where = Path(stored_dir).resolve()
+                raise ReproductionError(f"{self.notebook}: {skipped} (looked in {where}), so nothing would "
+                                        "be compared, but this run must compare with the stored one "
+                                        f"({REQUIRE_COMPARISON}=1)")
+            return f"{skipped}: nothing compared"
         problems = compare(stored["entries"], self.entries)
         if problems:
             raise ReproductionError(
@@ -334,6 +342,7 @@ class Record:
         return f"all {len(self.entries)} reported values within tolerance of the stored run"
 
 
+REQUIRE_COMPARISON = "DFSAE_REQUIRE_COMPARISON"
 RESULT_NEUTRAL = ("results_dir", "cache_dir", "device")
 """Parameters that say where a run writes or computes, not what it computes: they never make two
 runs incomparable."""

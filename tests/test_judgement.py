@@ -1,0 +1,83 @@
+"""The verdict rule: intervals against scipy and closed forms, and verdicts that change exactly
+where the printed rule says when seed values are moved by known amounts."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from dfsae.paper import judgement as J
+
+A = [0.51, 0.47, 0.55, 0.50]
+B = [0.40, 0.44, 0.39]
+
+
+def test_the_difference_interval_is_scipys_welch_interval():
+    ours = J.difference_interval(A, B)
+    ref = stats.ttest_ind(A, B, equal_var=False).confidence_interval(0.95)
+    assert ours.low == pytest.approx(ref.low, rel=1e-12) and ours.high == pytest.approx(ref.high, rel=1e-12)
+    assert ours.estimate == pytest.approx(np.mean(A) - np.mean(B)) and ours.seeds == (4, 3)
+
+
+def test_the_mean_interval_is_the_one_sample_t_interval():
+    ours = J.mean_interval(A)
+    ref = stats.ttest_1samp(A, 0).confidence_interval(0.95)
+    assert (ours.low, ours.high) == pytest.approx((ref.low, ref.high), rel=1e-12)
+
+
+def test_the_ratio_interval_by_the_delta_method_written_out():
+    a, b = np.array(A), np.array(B)
+    va = a.var(ddof=1) / (len(a) * a.mean() ** 2)
+    vb = b.var(ddof=1) / (len(b) * b.mean() ** 2)
+    df = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 2)
+    half = stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    ours = J.ratio_interval(A, B)
+    centre = math.log(a.mean() / b.mean())
+    expected = (math.exp(centre - half), math.exp(centre + half))
+    assert (ours.low, ours.high) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="positive means"):
+        J.ratio_interval([-1, -2, -3], B)
+
+
+def test_a_shift_flips_the_verdict_exactly_where_the_rule_says():
+    """Shifting every replicate of a by δ shifts the difference interval by δ, so "greater than 0"
+    turns from inconclusive to held exactly when δ passes −low, and from failed to inconclusive
+    when δ passes −high."""
+    base = J.difference_interval(A, B)
+    for kind_threshold, edge, before, after in [(0.0, -base.low, "inconclusive", "held"),
+                                                (0.0, -base.high, "failed", "inconclusive")]:
+        for delta, expected in ((edge - 1e-9, before), (edge + 1e-9, after)):
+            moved = J.difference_interval(np.array(A) + delta, B)
+            assert J.verdict(moved, "greater", kind_threshold) == expected, (edge, delta)
+    # "less than 0" is the mirror image.
+    assert J.verdict(J.difference_interval(np.array(A) - base.high - 1e-9, B), "less", 0.0) == "held"
+
+
+def test_a_band_is_held_inside_failed_outside_and_inconclusive_across_an_edge():
+    a = [1.00, 1.01, 0.99]
+    b = [1.00, 1.00, 1.00]
+    inside = J.ratio_interval(a, b)
+    assert J.verdict(inside, "within", (0.9, 1.1)) == "held"
+    assert J.verdict(inside, "within", (1.2, 1.3)) == "failed"
+    assert J.verdict(inside, "within", (inside.estimate, 1.5)) == "inconclusive"
+    scale = 1.1 / inside.low + 1e-9                         # move a until the interval leaves the band
+    assert J.verdict(J.ratio_interval(np.array(a) * scale, b), "within", (0.9, 1.1)) == "failed"
+
+
+def test_too_few_seeds_and_unknown_exact_quantities_are_refused():
+    two = J.difference_interval([1.0, 2.0], [1.0, 1.5])
+    with pytest.raises(ValueError, match="at least 3 seeds"):
+        J.verdict(two, "greater", 0.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        J.difference_interval([1.0], B)
+    assert J.deterministic("parameter count", True) == "held"
+    with pytest.raises(ValueError, match="not an exact computation"):
+        J.deterministic("reconstruction", True)
+
+
+def test_the_printed_rule_states_the_constants_the_code_applies(monkeypatch):
+    assert "95% Welch t-interval" in J.rule() and f"at least {J.MIN_SEEDS} seeds" in J.rule()
+    monkeypatch.setattr(J, "CONFIDENCE", 0.9)
+    monkeypatch.setattr(J, "MIN_SEEDS", 5)
+    assert "90% Welch t-interval" in J.rule() and "at least 5 seeds" in J.rule()
