@@ -32,7 +32,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 CONFIDENCE = 0.95
+"""The confidence level of every verdict's interval."""
 MIN_SEEDS = 3
+"""The fewest replicates per condition a verdict is judged on."""
 VERDICTS = ("held", "failed", "inconclusive")
 KINDS = ("greater", "less", "within")
 DETERMINISTIC = ("parameter count", "the identity ∂L_LSE/∂E = softmax(−E)")

@@ -1,0 +1,167 @@
+"""Training runs stored once, one file per run, and rendered from there.
+
+Sweeps that would not fit in CI's budget are trained once and kept in the repository: each run
+(one configuration, one seed, one dataset) is a JSON file holding its :class:`RunConfig`, seed,
+dataset, metrics, training time and the version of the code that trained it
+(:func:`code_version`). A notebook asks a :class:`RunStore` for its grid; runs already stored are
+read, missing ones are trained and stored as each finishes, so an interrupted sweep resumes where
+it stopped. CI then retrains a stated subset (:meth:`RunStore.verify`) and checks it against the
+stored values within what another machine may move.
+
+Two folders, so that a trial never overwrites the reference: ``reference`` (in the repository,
+e.g. ``notebooks/stored/<experiment>``) is read, and written only in ``refresh`` mode (the book's
+own refresh); new runs go to ``working`` (the run's results folder). A run's file name is a hash of
+what determines its result, so a run with other parameters can never be mistaken for a stored one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from .. import validation
+from ..files import atomic_write
+from . import experiments as ex
+from .record import RESULT_NEUTRAL, Tolerance
+
+MODES = ("use", "refresh")
+FORMAT = 1
+
+
+def code_version() -> str:
+    """SHA-256 (first 12 hex digits) over the library's source files: the code that trains a run."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def run_key(config: ex.RunConfig, seed: int, dataset: str) -> str:
+    """The hash of everything that determines a run's result: the family's options, the budget
+    (not the device, which only says where it runs), the seed and the dataset."""
+    what = {k: v for k, v in config.as_dict().items() if k not in RESULT_NEUTRAL}
+    text = json.dumps({"config": what, "seed": int(seed), "dataset": dataset, "format": FORMAT},
+                      sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One stored run: what trained it and what it measured."""
+
+    key: str
+    dataset: str
+    seed: int
+    config: dict
+    metrics: dict
+    code_version: str
+    stored_at: str
+
+    def as_json(self) -> str:
+        return json.dumps(self.__dict__, indent=1, default=float)
+
+
+class RunStore:
+    """Stored runs of one experiment (see the module docstring).
+
+    ``reference`` and ``working`` are folders; ``mode="use"`` reads the reference and the working
+    folder and trains what neither holds into ``working``; ``mode="refresh"`` retrains every run
+    asked for and writes it into ``reference``."""
+
+    def __init__(self, reference, working, dataset: str, mode: str = "use"):
+        self.reference, self.working = Path(reference), Path(working)
+        self.dataset = dataset
+        self.mode = validation.choice("mode", mode, MODES)
+        self.trained: list[str] = []        # keys trained (not read) by this store
+
+    def _path(self, folder: Path, key: str) -> Path:
+        return folder / f"{key}.json"
+
+    def get(self, config: ex.RunConfig, seed: int) -> StoredRun | None:
+        """The stored run of ``config`` and ``seed``, from the reference first, else None."""
+        key = run_key(config, seed, self.dataset)
+        for folder in (self.reference, self.working):
+            path = self._path(folder, key)
+            if path.exists():
+                try:
+                    run = StoredRun(**json.loads(path.read_text()))
+                except (ValueError, TypeError) as err:
+                    raise ValueError(f"stored run {path} cannot be read ({err}); delete it to retrain "
+                                     "it") from None
+                if run.key != key:
+                    raise ValueError(f"stored run {path} holds key {run.key}, not {key}: the file was "
+                                     "renamed or edited; delete it to retrain it")
+                return run
+        return None
+
+    def run(self, config: ex.RunConfig, data, seed: int, **run_kwargs) -> StoredRun:
+        """The stored run, or train, evaluate and store it (as soon as it finishes)."""
+        found = None if self.mode == "refresh" else self.get(config, seed)
+        if found is not None:
+            return found
+        _, _, metrics = ex.run(config, data, seed, **run_kwargs)
+        run = StoredRun(run_key(config, seed, self.dataset), self.dataset, int(seed), config.as_dict(),
+                        {k: v.item() if hasattr(v, "item") else v for k, v in metrics.items()},
+                        code_version(), time.strftime("%Y-%m-%d %H:%M:%S"))
+        folder = self.reference if self.mode == "refresh" else self.working
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self._path(folder, run.key), run.as_json())
+        self.trained.append(run.key)
+        return run
+
+    def grid(self, points, data, seeds, progress: bool = True, desc: str = "grid", **budget) -> pd.DataFrame:
+        """:func:`dfsae.paper.experiments.run_grid` through the store: one row per (point, seed) with the
+        point's label, family and options, and columns ``stored`` (read, not trained) and
+        ``code_version``. Every point's config is checked before anything trains."""
+        points = list(points)
+        run_kwargs = {k: budget.pop(k) for k in ex.RUN_ARGUMENTS if k in budget}
+        configs = []
+        for p in points:
+            if "family" not in p or "label" not in p:
+                raise ValueError(f"each point needs a 'family' and a 'label'; got {p!r}")
+            options = {k: v for k, v in p.items() if k not in ("family", "label")}
+            configs.append(ex.RunConfig.of(p["family"], **{**budget, **options}))
+        rows = []
+        todo = [(p, c, s) for p, c in zip(points, configs, strict=True) for s in seeds]
+        for point, config, seed in tqdm(todo, desc=desc, disable=not progress, leave=False):
+            trained_before = len(self.trained)
+            run = self.run(config, data, seed, **run_kwargs)
+            options = {k: v for k, v in point.items() if k not in ("family", "label")}
+            rows.append({"config": point["label"], "seed": seed, **run.metrics, "family": point["family"],
+                         **options, "stored": len(self.trained) == trained_before,
+                         "code_version": run.code_version})
+        frame = pd.DataFrame(rows)
+        frame.attrs["runs"] = {p["label"]: c.as_dict() for p, c in zip(points, configs, strict=True)}
+        return frame
+
+    def verify(self, config: ex.RunConfig, data, seed: int, tolerances: dict[str, Tolerance],
+               **run_kwargs) -> list[str]:
+        """Retrain one stored run and compare the metrics named in ``tolerances`` with the stored
+        values; returns one line per metric outside its tolerance. Refuses a run that is not
+        stored (nothing to compare) and an empty ``tolerances`` (nothing compared)."""
+        if not tolerances:
+            raise ValueError("verify needs at least one metric to compare")
+        stored = self.get(config, seed)
+        if stored is None:
+            key = run_key(config, seed, self.dataset)
+            raise ValueError(f"no stored run of {config.family} (key {key}) with seed {seed} in "
+                             f"{self.reference} or {self.working}: nothing to verify")
+        missing = sorted(set(tolerances) - set(stored.metrics))
+        if missing:
+            raise ValueError(f"the stored run has no {missing}; it reports {sorted(stored.metrics)}")
+        _, _, metrics = ex.run(config, data, seed, **run_kwargs)
+        problems = []
+        for name, tolerance in tolerances.items():
+            old, new = float(stored.metrics[name]), float(metrics[name])
+            if not tolerance.allows(old, new):
+                problems.append(f"{config.family} seed {seed} {name}: stored {old:.6g}, retrained {new:.6g}, "
+                                f"tolerance {tolerance.describe(old)}")
+        return problems

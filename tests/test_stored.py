@@ -1,0 +1,121 @@
+"""Stored runs: trained once, read back without training, resumed after an interruption, never
+written into the reference by a trial, and verified by retraining."""
+
+import json
+
+import pytest
+
+from dfsae.paper import experiments as ex
+from dfsae.paper import stored as S
+from dfsae.paper.record import Tolerance
+
+POINTS = [{"family": "standard", "label": "SAE λ=0.1", "l1_coefficient": 0.1},
+          {"family": "topk", "label": "TopK k=4", "k": 4}]
+BUDGET = {"hidden_dim": 8, "epochs": 1, "batch_size": 64, "probe": False}
+
+
+@pytest.fixture
+def small(digits):
+    return type(digits)(digits.x_train[:256], digits.y_train[:256], digits.x_test[:128], digits.y_test[:128],
+                        "small")
+
+
+def no_training(*args, **kwargs):
+    raise AssertionError("a stored run was trained again")
+
+
+def test_a_grid_is_trained_once_then_read(tmp_path, small, monkeypatch):
+    store = S.RunStore(tmp_path / "reference", tmp_path / "work", "small")
+    first = store.grid(POINTS, small, seeds=[0, 1], progress=False, **BUDGET)
+    assert len(first) == 4 and not first.stored.any() and len(list((tmp_path / "work").iterdir())) == 4
+    assert not (tmp_path / "reference").exists()                 # a "use" run never writes the reference
+    monkeypatch.setattr(ex, "run", no_training)
+    again = S.RunStore(tmp_path / "reference", tmp_path / "work", "small").grid(POINTS, small, seeds=[0, 1],
+                                                                                   progress=False, **BUDGET)
+    assert again.stored.all()
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(again.drop(columns="stored"), first.drop(columns="stored"))
+    assert again.attrs["runs"]["TopK k=4"]["options"]["k"] == 4
+
+
+def test_an_interrupted_grid_resumes_where_it_stopped(tmp_path, small, monkeypatch):
+    real, calls = ex.run, []
+
+    def dies_on_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ex, "run", dies_on_the_third)
+    store = S.RunStore(tmp_path / "reference", tmp_path / "work", "small")
+    with pytest.raises(KeyboardInterrupt):
+        store.grid(POINTS, small, seeds=[0, 1], progress=False, **BUDGET)
+    assert len(list((tmp_path / "work").glob("*.json"))) == 2     # the two finished runs are kept
+    monkeypatch.setattr(ex, "run", real)
+    resumed = S.RunStore(tmp_path / "reference", tmp_path / "work", "small")
+    frame = resumed.grid(POINTS, small, seeds=[0, 1], progress=False, **BUDGET)
+    assert frame.stored.tolist() == [True, True, False, False] and len(resumed.trained) == 2
+
+
+def test_refresh_writes_the_reference_and_the_reference_is_read_first(tmp_path, small, monkeypatch):
+    S.RunStore(tmp_path / "reference", tmp_path / "work", "small", mode="refresh").grid(
+        POINTS[:1], small, seeds=[0], progress=False, **BUDGET)
+    assert len(list((tmp_path / "reference").glob("*.json"))) == 1 and not (tmp_path / "work").exists()
+    monkeypatch.setattr(ex, "run", no_training)
+    frame = S.RunStore(tmp_path / "reference", tmp_path / "work", "small").grid(POINTS[:1], small, seeds=[0],
+                                                                                progress=False, **BUDGET)
+    assert frame.stored.all()
+    with pytest.raises(ValueError, match="mode"):
+        S.RunStore(tmp_path, tmp_path, "small", mode="overwrite")
+
+
+def test_the_key_is_everything_that_decides_the_result_and_nothing_else():
+    base = ex.RunConfig.of("topk", k=4, hidden_dim=8, epochs=1)
+    key = S.run_key(base, 0, "small")
+    assert key == S.run_key(ex.RunConfig.of("topk", k=4, hidden_dim=8, epochs=1, device="cpu"), 0, "small")
+    others = [S.run_key(base, 1, "small"), S.run_key(base, 0, "mnist5k"),
+              S.run_key(ex.RunConfig.of("topk", k=5, hidden_dim=8, epochs=1), 0, "small"),
+              S.run_key(ex.RunConfig.of("topk", k=4, hidden_dim=8, epochs=1, aux_coefficient=0.0), 0,
+                        "small"),
+              S.run_key(ex.RunConfig.of("topk", k=4, hidden_dim=8, epochs=2), 0, "small")]
+    assert key not in others and len(set(others)) == len(others)
+
+
+def test_verify_retrains_and_compares_within_the_stated_tolerance(tmp_path, small):
+    store = S.RunStore(tmp_path / "reference", tmp_path / "work", "small")
+    config = ex.RunConfig.of("standard", l1_coefficient=0.1, hidden_dim=8, epochs=1, batch_size=64)
+    run = store.run(config, small, 0, probe=False)
+    tolerances = {"fvu_own": Tolerance.relative(0.02), "l0": Tolerance.relative(0.05)}
+    assert store.verify(config, small, 0, tolerances, probe=False) == []
+    path = tmp_path / "work" / f"{run.key}.json"
+    moved = json.loads(path.read_text())
+    moved["metrics"]["fvu_own"] *= 1.10                            # the stored value, moved past 2 %
+    path.write_text(json.dumps(moved))
+    (problem,) = store.verify(config, small, 0, tolerances, probe=False)
+    assert "fvu_own" in problem and "stored" in problem
+    with pytest.raises(ValueError, match="at least one metric"):
+        store.verify(config, small, 0, {}, probe=False)
+    with pytest.raises(ValueError, match="nothing to verify"):
+        store.verify(config, small, 5, tolerances, probe=False)
+
+
+def test_a_damaged_or_renamed_stored_run_is_named(tmp_path, small):
+    store = S.RunStore(tmp_path / "reference", tmp_path / "work", "small")
+    config = ex.RunConfig.of("standard", hidden_dim=8, epochs=1, batch_size=64)
+    run = store.run(config, small, 0, probe=False)
+    path = tmp_path / "work" / f"{run.key}.json"
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match=f"{path.name} cannot be read"):
+        store.get(config, 0)
+    other_config = ex.RunConfig.of("standard", hidden_dim=8, epochs=2, batch_size=64)
+    other = store.run(other_config, small, 0, probe=False)
+    path.write_text((tmp_path / "work" / f"{other.key}.json").read_text())
+    with pytest.raises(ValueError, match="renamed or edited"):
+        store.get(config, 0)
+
+
+def test_the_code_version_is_a_hash_of_the_sources():
+    version = S.code_version()
+    assert len(version) == 12 and int(version, 16) >= 0 and version == S.code_version()
