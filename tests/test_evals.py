@@ -1,0 +1,118 @@
+"""The field's evaluations against hand-computed cases, and the splice against the model's own
+hidden states."""
+
+import numpy as np
+import pytest
+import torch
+
+import dfsae
+from dfsae import activations, evals
+
+TEXTS = ["The quick brown fox jumps over the lazy dog.", "Return the number of items in a container.",
+         "Sparse autoencoders read hidden states.", "A dog runs across the green field.",
+         "Count the items and raise an error when the container is closed.", "The cat sleeps."]
+
+
+def test_density_by_hand():
+    codes = torch.tensor([[1.0, 0, 0], [2.0, 0, 0], [0.0, 0, 3.0], [1.0, 0, 0]])
+    d = evals.density(codes, dense_threshold=0.5, bins=2)
+    assert d["rates"].tolist() == [0.75, 0.0, 0.25] and d["dead"] == 1 and d["dense"] == 1
+    assert evals.density(codes)["dense"] == 2                       # the default, 10 %
+    # log10 rates of the live latents, -0.125 and -0.602, in two bins over [log10(1/4), 0]
+    assert d["counts"].tolist() == [1, 1] and d["log10_edges"][0] == pytest.approx(np.log10(0.25))
+    assert evals.density(codes, threshold=1.5)["rates"].tolist() == [0.25, 0.0, 0.25]
+
+
+def test_shrinkage_by_hand():
+    x = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    assert evals.shrinkage(x, 0.8 * x) == pytest.approx({"gamma": 0.8, "norm_ratio": 0.8})
+    assert evals.shrinkage(x, x)["gamma"] == pytest.approx(1.0)
+    x_hat = torch.tensor([[3.0, 4.0], [0.0, 1.0]])                  # E‖x̂‖² = 26, E<x̂, x> = 25 + 0
+    assert evals.shrinkage(x, x_hat)["gamma"] == pytest.approx(26 / 25)
+    with pytest.raises(ValueError, match="orthogonal or opposite"):
+        evals.shrinkage(x, -x)
+
+
+def test_k_sparse_probe_finds_the_latent_that_carries_the_property():
+    rng = np.random.default_rng(0)
+    y = rng.random(400) < 0.3
+    codes = rng.random((400, 10))
+    codes[:, 7] = y * 2.0 + rng.random(400) * 0.1                   # latent 7 is the property
+    codes[:, 2] = y * 0.5 + rng.random(400)                          # latent 2 carries a little of it
+    one = evals.k_sparse_probe(codes[:300], y[:300], codes[300:], y[300:], k=1)
+    assert one["latents"] == [7] and one["accuracy"] == 1.0 and one["balanced_accuracy"] == 1.0
+    assert evals.k_sparse_probe(codes[:300], y[:300], codes[300:], y[300:], k=2)["latents"] == [7, 2]
+    with pytest.raises(ValueError, match="both classes"):
+        evals.k_sparse_probe(codes, np.zeros(400), codes, y, k=1)
+    with pytest.raises(ValueError, match="k must be an integer in \\[1, 10\\]"):
+        evals.k_sparse_probe(codes, y, codes, y, k=11)
+
+
+def test_fidelity_recovered_and_neighbour_retention_by_hand():
+    assert evals.fidelity_recovered(0.4, 0.1) == pytest.approx(0.75)
+    assert evals.fidelity_recovered(0.4, 0.4) == 0.0 and evals.fidelity_recovered(0.4, 0.0) == 1.0
+    with pytest.raises(ValueError, match="nothing to recover"):
+        evals.fidelity_recovered(0.0, 0.1)
+    square = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    assert evals.neighbour_retention(square, square, k=1) == 1.0
+    swapped = square[[2, 3, 0, 1]]                                   # every row's neighbour changes
+    assert evals.neighbour_retention(square, swapped, k=1) == 1.0    # ... but the pairs stay pairs
+    mixed = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
+    assert evals.neighbour_retention(square, mixed, k=1) == 0.0
+
+
+def test_readings_of_a_decoder_free_code():
+    model = dfsae.DecoderFreeSAE(4, 3, seed=0)
+    e = torch.tensor([[0.0, 1.0, 3.0]])
+    assert torch.equal(evals.reading(model, e, "similarity"), torch.tensor([[3.0, 2.0, 0.0]]))
+    assert torch.allclose(evals.reading(model, e, "responsibility"), torch.softmax(-e, dim=1))
+    assert evals.reading_threshold("responsibility", 3) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="energies"):
+        evals.reading(dfsae.StandardSAE(4, 3), e, "similarity")
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return activations.load_minilm()
+
+
+@pytest.mark.parametrize("layer", [0, 3])
+def test_the_splice_sees_the_hidden_states_extract_reads_and_identity_changes_nothing(minilm, layer):
+    tokenizer, model = minilm
+    seen = []
+
+    def identity(h):
+        seen.append(h.clone())
+        return h
+
+    clean = evals.sentence_embeddings(TEXTS, model=model, tokenizer=tokenizer)
+    spliced = evals.sentence_embeddings(TEXTS, layer=layer, replace=identity, model=model,
+                                        tokenizer=tokenizer)
+    assert torch.allclose(spliced, clean, atol=1e-6)
+    batch = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**batch, output_hidden_states=True)
+    mask = batch["attention_mask"].bool()
+    pooled = (out.last_hidden_state * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    assert torch.allclose(clean, torch.nn.functional.normalize(pooled, dim=1), atol=1e-6)
+    real = mask.clone()
+    real[:, 0] = False
+    real[torch.arange(len(TEXTS)), mask.sum(1) - 1] = False
+    assert torch.allclose(seen[0], out.hidden_states[layer][real], atol=1e-5)
+    assert len(seen[0]) == int(real.sum())                         # [CLS], [SEP] and padding are kept
+
+
+def test_spliced_fidelity_orders_perfect_ablated_and_noisy(minilm):
+    tokenizer, model = minilm
+    mean = torch.zeros(384)
+    g = torch.Generator().manual_seed(0)
+    perfect = evals.spliced_fidelity(TEXTS, 3, lambda h: h, mean, k=2, model=model, tokenizer=tokenizer)
+    assert perfect["cosine"] == pytest.approx(1.0, abs=1e-6)
+    assert perfect["recovered_zero"] == pytest.approx(1.0)
+    noisy = evals.spliced_fidelity(TEXTS, 3, lambda h: h + 0.5 * torch.randn(h.shape, generator=g), mean, k=2,
+                                   model=model, tokenizer=tokenizer)
+    assert noisy["cosine_zero"] < noisy["cosine"] < 1.0 and 0.0 < noisy["recovered_zero"] < 1.0
+    clean_again = evals.sentence_embeddings(TEXTS, model=model, tokenizer=tokenizer)
+    assert torch.allclose(clean_again, evals.sentence_embeddings(TEXTS, model=model, tokenizer=tokenizer))
+    with pytest.raises(ValueError, match="layer and replace together"):
+        evals.sentence_embeddings(TEXTS, layer=2, model=model, tokenizer=tokenizer)
