@@ -23,7 +23,8 @@ from .training import History, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "checkpoint", "evals", "families", "Dataset", "load_activations", "load_dataset", "evaluate", "FAMILIES", "family",
+    "checkpoint", "evals", "families", "Dataset", "load_activations", "load_dataset", "evaluate", "FAMILIES",
+    "family",
     "decorrelation_loss", "lse_loss", "variance_loss", "weight_orthogonality_loss", "History", "train",
     *families.__all__,
 ]
