@@ -1,26 +1,24 @@
 """Save and load trained models as SAELens (≥ 6) checkpoints: a folder with
 ``sae_weights.safetensors`` (W_enc (d_in, d_sae), b_enc (d_sae), W_dec (d_sae, d_in), b_dec (d_in),
-and a family's extra tensors such as a JumpReLU ``threshold``) and ``cfg.json``.
+and any extra tensors of the family, such as a threshold) and ``cfg.json``.
 ``sae_lens.SAE.load_from_disk(folder)`` loads every checkpoint :func:`save` writes, and its
 ``encode``/``decode`` give the dfsae model's codes and reconstructions on *raw* inputs.
 
-Each family says how it is written (its model's ``to_saelens``, ``from_saelens`` and ``claims``):
-
-* standard SAE → ``standard``; TopK SAE → ``topk`` with ``k``; JumpReLU SAE → ``jumprelu``;
-* BatchTopK SAE → ``jumprelu`` with its one inference threshold as every latent's (as SAELens does);
-* tied SAE → ``standard`` with W_dec = c·W_encᵀ;
-* decoder-free SAE (φ = ReLU) → ``standard`` with ``b_dec = 0`` and no input centring, so SAELens's
-  code is E, the energy vector, and W_dec = c·W the *implicit* decoder. The codes are **energies:
-  low means a good match**, the opposite of an SAE activation; rank features by responsibility
-  r = softmax(−E) or similarity s = max_k E_k − E_j. cfg.json says so under ``metadata.dfsae``.
+Each family says how it is written and read: its model's ``to_saelens`` (the SAELens
+architecture, its fields and tensors), ``from_saelens`` and ``claims`` (which checkpoints without
+dfsae metadata are its own); the API page lists the mapping of every family. A decoder-free
+model is written as SAELens's ``standard`` architecture with ``b_dec = 0`` and no input centring,
+so SAELens's code is E, the energy vector, and W_dec = c·W the *implicit* decoder. Its codes are
+**energies: low means a good match**, the opposite of an SAE activation; rank its features by
+responsibility r = softmax(−E) or similarity s = max_k E_k − E_j. cfg.json says how to read each
+family's code under ``metadata.dfsae``.
 
 A model trained on scaled inputs (``input_scale`` s: the model saw s·x) is written so that it
 takes raw x. ``metadata.dfsae`` records the family and everything dfsae needs to rebuild the
 model exactly; :func:`load` checks that this family agrees with the architecture. A checkpoint
-without it (one SAELens wrote) is read as the family that claims its architecture: SAELens's
-standard, TopK and JumpReLU SAEs, and the layout before SAELens 6 (``activation_fn_str``). Gated
-and other architectures are refused by name. Weights that are not finite are refused on save and
-on load.
+without it (one SAELens wrote) is read as the family that claims it (:func:`readable_architectures`),
+including the layout before SAELens 6 (``activation_fn_str``); other architectures, such as gated
+SAEs, are refused by name. Weights that are not finite are refused on save and on load.
 """
 
 from __future__ import annotations
@@ -85,6 +83,12 @@ def save(model, folder, *, input_scale: float = 1.0, decoder_scale: float | None
     return folder
 
 
+def readable_architectures() -> list[str]:
+    """The SAELens architectures some registered family reads without dfsae metadata."""
+    return sorted({f.model.saelens_architecture for f in FAMILIES.values()
+                   if f.model.claims({"architecture": f.model.saelens_architecture})})
+
+
 def _require(cfg: dict, key: str, path: Path):
     if key not in cfg:
         raise ValueError(f"{path} has no {key!r}; a SAELens cfg.json gives d_in, d_sae, dtype and "
@@ -137,9 +141,8 @@ def read_config(folder) -> dict:
         if len(claiming) != 1:
             activation = raw.get("activation_fn_str")
             shown = f"architecture {arch!r}" + (f" with activation {activation!r}" if activation else "")
-            raise ValueError(f"{path}: {shown} is not supported; dfsae loads SAELens's standard, TopK and "
-                             "JumpReLU SAEs (gated and other architectures are refused) and its own "
-                             "checkpoints")
+            raise ValueError(f"{path}: {shown} is not supported; dfsae loads its own checkpoints and "
+                             f"SAELens's {', '.join(readable_architectures())} SAEs")
         name = claiming[0]
     cfg["architecture"] = name
     cfg["apply_b_dec_to_input"] = saelens_bool(raw, "apply_b_dec_to_input", True, path)

@@ -82,5 +82,6 @@ def test_gated_is_refused_by_name(tmp_path):
     from sae_lens import SAE, GatedSAEConfig
 
     SAE.from_dict(GatedSAEConfig(d_in=10, d_sae=16).to_dict()).save_model(tmp_path)
-    with pytest.raises(ValueError, match="'gated' is not supported"):
+    readable = "dfsae loads its own checkpoints and SAELens's jumprelu, standard, topk SAEs"
+    with pytest.raises(ValueError, match=f"'gated' is not supported; {readable}"):
         checkpoint.load(tmp_path)

@@ -1,6 +1,6 @@
 """The SAE families, one module each, and their one registry.
 
-Each module (:mod:`~dfsae.families.decoder_free`, :mod:`~dfsae.families.standard`, ...) holds a
+Each module (for example :mod:`~dfsae.families.decoder_free`) holds a
 family's typed config, model, objective, code reading and SAELens mapping, and ends with
 ``FAMILY``, its :class:`~dfsae.families.base.Family`. :data:`FAMILIES` maps each family's name to
 it; the rest of the library looks families up here and never branches on a name.
@@ -17,8 +17,7 @@ MODULES = ("decoder_free", "standard", "tied", "topk", "batchtopk", "jumprelu")
 """The family modules, one entry each: adding a family means writing its module and adding it here."""
 
 FAMILIES: dict[str, Family] = {}
-"""Every registered family by its one name: ``decoder_free``, ``standard``, ``tied``, ``topk``,
-``batchtopk`` and ``jumprelu``, in the order of ``MODULES``."""
+"""Every registered family by its one name, in the order of ``MODULES``."""
 __all__ = ["FAMILIES", "family", "family_of", "SAE", "DecoderSAE", "Family", "FamilyConfig", "Objective",
            "ConfiguredObjective"]
 for _name in MODULES:
