@@ -146,14 +146,25 @@ def cache_key(texts, layer: int, n_tokens: int, seq_len: int, model_dir=None) ->
 
 def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, batch_size: int = 32,
             cache_dir=None, model=None, tokenizer=None, progress: bool = True) -> Activations:
-    """Hidden states at ``layer`` for the first ``n_tokens`` real tokens of ``texts``.
+    """Hidden states at ``layer`` for the first ``n_tokens`` real tokens of ``texts``: one layer of
+    :func:`extract_layers` (see there)."""
+    return extract_layers(texts, (layer,), n_tokens=n_tokens, seq_len=seq_len, batch_size=batch_size,
+                          cache_dir=cache_dir, model=model, tokenizer=tokenizer, progress=progress)[layer]
 
-    Each document is split into windows of at most ``seq_len - 2`` tokens (plus [CLS] and
-    [SEP]); windows are processed ``batch_size`` at a time. With ``cache_dir`` (checked writable
-    before any work) the result is stored as ``<cache_dir>/minilm-<key>.safetensors``, tensors
-    only (no pickle), and loaded from there when present; a cache file that cannot be read or does
-    not match its key is reported with its path and rebuilt. ``model``/``tokenizer`` default to
-    :func:`load_minilm` (pass them to reuse a loaded model).
+
+def extract_layers(texts, layers=(3,), n_tokens: int = 100_000, seq_len: int = 128, batch_size: int = 32,
+                   cache_dir=None, model=None, tokenizer=None,
+                   progress: bool = True) -> dict[int, Activations]:
+    """Hidden states at each of ``layers`` (0: the embeddings; 1..6: after that many layers) for the
+    first ``n_tokens`` real tokens of ``texts``, from one pass of the model: ``{layer: Activations}``.
+
+    ``texts`` is a list of documents (a single string is refused). Each document is split into
+    windows of at most ``seq_len - 2`` tokens (plus [CLS] and [SEP]); windows are processed
+    ``batch_size`` at a time. With ``cache_dir`` (checked writable before any work) each layer is
+    stored as ``<cache_dir>/minilm-<key>.safetensors``, tensors only (no pickle), and loaded from
+    there when present; the model runs only if some layer is missing. A cache file that cannot be
+    read or does not match its key is reported with its path and rebuilt. ``model``/``tokenizer``
+    default to :func:`load_minilm` (pass them to reuse a loaded model).
     """
     if isinstance(texts, (str, bytes)):
         raise ValueError("texts must be a list of strings (documents), got a single string; pass [text] "
@@ -161,9 +172,11 @@ def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, 
     texts = list(texts)
     if not texts or not all(isinstance(t, str) for t in texts):
         raise ValueError("texts must be a non-empty list of strings")
-    layer = validation.positive_int("layer", layer, minimum=0)
-    if layer > NUM_LAYERS:
-        raise ValueError(f"layer must be between 0 (embeddings) and {NUM_LAYERS}; got {layer}")
+    if isinstance(layers, int) or not len(layers):
+        raise ValueError(f"layers must be a non-empty list of layer numbers, got {layers!r}")
+    layers = sorted({validation.positive_int("layer", layer, minimum=0) for layer in layers})
+    if layers[-1] > NUM_LAYERS:
+        raise ValueError(f"layer must be between 0 (embeddings) and {NUM_LAYERS}; got {layers[-1]}")
     n_tokens = validation.positive_int("n_tokens", n_tokens)
     seq_len = validation.positive_int("seq_len", seq_len, minimum=3)
     if seq_len > 512:
@@ -172,12 +185,18 @@ def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, 
     if cache_dir is not None:
         validation.writable_folder("cache_dir", cache_dir)
 
-    key = cache_key(texts, layer, n_tokens, seq_len)
-    path = Path(cache_dir) / f"minilm-{key[:24]}.safetensors" if cache_dir is not None else None
-    if path is not None and path.exists():
-        cached = read_cache(path, key)
-        if cached is not None:
-            return cached
+    keys = {layer: cache_key(texts, layer, n_tokens, seq_len) for layer in layers}
+    paths = {layer: Path(cache_dir) / f"minilm-{key[:24]}.safetensors" for layer, key in keys.items()} \
+        if cache_dir is not None else {}
+    found = {}
+    for layer, path in paths.items():
+        if path.exists():
+            cached = read_cache(path, keys[layer])
+            if cached is not None:
+                found[layer] = cached
+    missing = [layer for layer in layers if layer not in found]
+    if not missing:
+        return found
 
     if model is None or tokenizer is None:
         tokenizer, model = load_minilm()
@@ -196,11 +215,11 @@ def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, 
     if total < n_tokens:
         raise ValueError(f"the corpus has only {total} tokens; lower n_tokens (asked for {n_tokens})")
 
-    chunks = []
+    chunks = {layer: [] for layer in missing}
     cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
     with torch.inference_mode():
-        for b in tqdm(range(0, len(windows), batch_size), desc=f"MiniLM layer {layer}", disable=not progress,
-                      leave=False):
+        desc = f"MiniLM layer {missing[0]}" if len(missing) == 1 else f"MiniLM layers {missing}"
+        for b in tqdm(range(0, len(windows), batch_size), desc=desc, disable=not progress, leave=False):
             batch = windows[b:b + batch_size]
             width = max(len(w) for w in batch) + 2
             input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -209,18 +228,20 @@ def extract(texts, layer: int = 3, n_tokens: int = 100_000, seq_len: int = 128, 
                 input_ids[i, :len(w) + 2] = torch.tensor([cls, *w, sep])
                 mask[i, :len(w) + 2] = 1
             out = model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
-            hidden = out.hidden_states[layer]
-            chunks.extend(hidden[i, 1:len(w) + 1].float() for i, w in enumerate(batch))
+            for layer in missing:
+                hidden = out.hidden_states[layer]
+                chunks[layer].extend(hidden[i, 1:len(w) + 1].float() for i, w in enumerate(batch))
     lengths = [len(w) for w in windows]
-    result = Activations(
-        x=torch.cat(chunks).contiguous(),
-        token_ids=torch.tensor([t for w in windows for t in w]),
-        window=torch.repeat_interleave(torch.arange(len(windows)), torch.tensor(lengths)),
-        position=torch.cat([torch.arange(n) for n in lengths]),
-        windows=windows, layer=layer, key=key)
-    if path is not None:
-        write_cache(path, result)
-    return result
+    token_ids = torch.tensor([t for w in windows for t in w])
+    window = torch.repeat_interleave(torch.arange(len(windows)), torch.tensor(lengths))
+    position = torch.cat([torch.arange(n) for n in lengths])
+    for layer in missing:
+        found[layer] = Activations(x=torch.cat(chunks[layer]).contiguous(), token_ids=token_ids,
+                                   window=window, position=position, windows=windows, layer=layer,
+                                   key=keys[layer])
+        if layer in paths:
+            write_cache(paths[layer], found[layer])
+    return {layer: found[layer] for layer in layers}
 
 
 def write_cache(path: Path, acts: Activations) -> None:

@@ -120,3 +120,30 @@ def test_texts_and_cache_dir_are_checked_before_any_work(tmp_path, monkeypatch):
     blocker.write_text("")
     with pytest.raises(ValueError, match="cache_dir.*cannot be created or written"):
         activations.extract(TEXTS, n_tokens=3, cache_dir=blocker / "cache")
+
+
+def test_several_layers_in_one_pass_equal_one_layer_at_a_time(minilm, tmp_path, monkeypatch):
+    tokenizer, model = minilm
+    kwargs = {"n_tokens": 25, "seq_len": 12, "model": model, "tokenizer": tokenizer, "progress": False}
+    calls = []
+    real_forward = model.forward
+
+    def counted(*args, **kw):
+        calls.append(1)
+        return real_forward(*args, **kw)
+
+    monkeypatch.setattr(model, "forward", counted)
+    both = activations.extract_layers(TEXTS, layers=[4, 0], cache_dir=tmp_path, **kwargs)
+    passes = len(calls)
+    assert list(both) == [0, 4] and passes == -(-len(both[0].windows) // 32)   # one pass over the windows
+    for layer in (0, 4):
+        alone = activations.extract(TEXTS, layer=layer, **kwargs)
+        assert torch.equal(both[layer].x, alone.x) and both[layer].layer == layer
+        assert both[layer].key == activations.cache_key(TEXTS, layer, 25, 12)
+    calls.clear()
+    again = activations.extract_layers(TEXTS, layers=[0, 4], cache_dir=tmp_path, **kwargs)
+    assert calls == [] and torch.equal(again[4].x, both[4].x)            # both layers came from the cache
+    with pytest.raises(ValueError, match="layers must be a non-empty list"):
+        activations.extract_layers(TEXTS, layers=3, **kwargs)
+    with pytest.raises(ValueError, match="layer must be between 0"):
+        activations.extract_layers(TEXTS, layers=[2, 9], **kwargs)
