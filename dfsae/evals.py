@@ -15,6 +15,11 @@
   recovered = (m_ablated − m_model) / (m_ablated − m_clean) with m = 1 − cosine to the clean
   embedding, for a zero- and a mean-ablated reference (:func:`fidelity_recovered`).
 
+* :func:`absorption` — first-letter feature absorption (after Chanin et al., 2024): of the tokens
+  a linear probe on the activations recognises as starting with a letter, the share on which the
+  SAE's main latents for the letter stay silent while another latent aligned with the probe fires
+  and carries the direction; :func:`token_properties` labels WordPiece tokens offline.
+
 A code is *active* where it exceeds ``threshold`` (0 by default: a ReLU code's non-zero entries).
 For the decoder-free model every evaluation can be run in each of its readings
 (:func:`reading`): the energy E (active: E > 0, which is a *poor* match), the similarity
@@ -218,3 +223,64 @@ def spliced_fidelity(texts, layer: int, reconstruct, mean: torch.Tensor, k: int 
     for name in ("zero", "mean"):
         result[f"recovered_{name}"] = fidelity_recovered(1 - result[f"cosine_{name}"], 1 - result["cosine"])
     return result
+
+
+def token_properties(tokens) -> dict[str, np.ndarray]:
+    """Properties of WordPiece tokens (strings such as ``"the"``, ``"##ing"``, ``","``) that can be
+    labelled offline, as boolean arrays: ``word_start`` (not a ``##`` continuation), ``punctuation``
+    (no letter or digit), ``digit`` (contains one), ``capitalised`` (first letter upper case) and
+    ``first_letter`` (the lower-case first letter of a word-initial token that starts with an ASCII
+    letter, or ``""``)."""
+    tokens = [str(t) for t in tokens]
+    body = [t[2:] if t.startswith("##") else t for t in tokens]
+    start = np.array([not t.startswith("##") for t in tokens])
+    return {
+        "word_start": start,
+        "punctuation": np.array([bool(b) and not any(c.isalnum() for c in b) for b in body]),
+        "digit": np.array([any(c.isdigit() for c in b) for b in body]),
+        "capitalised": np.array([bool(b) and b[0].isalpha() and b[0].isupper() for b in body]),
+        "first_letter": np.array([b[0].lower() if s and b and b[0].isascii() and b[0].isalpha() else ""
+                                  for s, b in zip(start, body, strict=True)]),
+    }
+
+
+def absorption(x, codes, active, decoder, labels, probe_direction, probe_bias: float, main_latents,
+               cos_threshold: float = 0.025, share_threshold: float = 0.4) -> dict:
+    """First-letter feature absorption (after Chanin et al., 2024), for one letter.
+
+    ``x`` (n, d) are the model's activations, ``codes`` (n, K) and ``active`` (n, K, bool) the SAE's
+    codes and where they count as firing, ``decoder`` (K, d) each latent's decoder direction (for
+    the decoder-free model, its implicit decoder W), ``labels`` (n, bool) the tokens that start with
+    the letter, and (``probe_direction``, ``probe_bias``) a linear probe for the letter trained on
+    ``x``. ``main_latents`` are the SAE's latents for the letter (from :func:`k_sparse_probe`).
+
+    Among the tokens that start with the letter and that the probe recognises, a *false negative* is
+    one on which no main latent fires; it is *absorbed* when another firing latent j has a decoder
+    direction with cosine ≥ ``cos_threshold`` to the probe and carries ≥ ``share_threshold`` of the
+    token's projection onto the probe, a_j (d_j · p̂) ≥ share · (x · p̂). Returns the counts and
+    ``absorption_rate`` = absorbed / recognised, ``false_negative_rate`` = false negatives /
+    recognised."""
+    x = np.asarray(x, dtype=np.float64)
+    codes, active = np.asarray(codes, dtype=np.float64), np.asarray(active, dtype=bool)
+    decoder, labels = np.asarray(decoder, dtype=np.float64), np.asarray(labels, dtype=bool)
+    p = np.asarray(probe_direction, dtype=np.float64)
+    if not (len(x) == len(codes) == len(active) == len(labels)) or codes.shape != active.shape:
+        raise ValueError(f"x, codes, active and labels need one row per token; got {len(x)}, {codes.shape}, "
+                         f"{active.shape}, {len(labels)}")
+    if decoder.shape != (codes.shape[1], x.shape[1]) or p.shape != (x.shape[1],):
+        raise ValueError(f"decoder must be (K, d) = {(codes.shape[1], x.shape[1])} and the probe direction "
+                         f"({x.shape[1]},); got {decoder.shape} and {p.shape}")
+    main = np.zeros(codes.shape[1], dtype=bool)
+    main[list(main_latents)] = True
+    unit = p / np.linalg.norm(p)
+    cosine = decoder @ unit / np.linalg.norm(decoder, axis=1).clip(1e-12)
+    recognised = labels & (x @ p + probe_bias > 0)
+    false_negative = recognised & ~(active & main).any(axis=1)
+    share = codes * (decoder @ unit)[None, :]                       # a_j (d_j · p̂), (n, K)
+    carries = active & ~main & (cosine >= cos_threshold)[None, :] & \
+        (share >= share_threshold * (x @ unit)[:, None])
+    absorbed = false_negative & carries.any(axis=1)
+    n = int(recognised.sum())
+    return {"recognised": n, "false_negatives": int(false_negative.sum()), "absorbed": int(absorbed.sum()),
+            "false_negative_rate": false_negative.sum() / n if n else float("nan"),
+            "absorption_rate": absorbed.sum() / n if n else float("nan")}

@@ -116,3 +116,34 @@ def test_spliced_fidelity_orders_perfect_ablated_and_noisy(minilm):
     assert torch.allclose(clean_again, evals.sentence_embeddings(TEXTS, model=model, tokenizer=tokenizer))
     with pytest.raises(ValueError, match="layer and replace together"):
         evals.sentence_embeddings(TEXTS, layer=2, model=model, tokenizer=tokenizer)
+
+
+def test_token_properties_by_hand():
+    props = evals.token_properties(["The", "##ing", ",", "42", "apple", "##s", "Über", "x2"])
+    assert props["word_start"].tolist() == [True, False, True, True, True, False, True, True]
+    assert props["punctuation"].tolist() == [False, False, True, False, False, False, False, False]
+    assert props["digit"].tolist() == [False, False, False, True, False, False, False, True]
+    assert props["capitalised"].tolist() == [True, False, False, False, False, False, True, False]
+    assert props["first_letter"].tolist() == ["t", "", "", "", "a", "", "", "x"]
+
+
+def test_absorption_by_hand():
+    """d = 3, the probe is the first axis. Latent 0 is the main "starts with the letter" latent;
+    latent 1 points mostly along the probe (cosine 0.6) and latent 2 is orthogonal to it."""
+    decoder = np.array([[1.0, 0, 0], [0.6, 0.8, 0], [0.0, 0, 1.0]])
+    codes = np.array([[1.0, 0, 0],      # the main latent fires: not a false negative
+                      [0.0, 2, 0],      # only latent 1: its share 2·0.6 = 1.2 ≥ 0.4·1.0 → absorbed
+                      [0.0, 0, 1],      # only latent 2: a false negative, not absorbed
+                      [0.0, 0.1, 0],    # latent 1 carries 0.06 < 0.4: a false negative, not absorbed
+                      [1.0, 0, 0]])     # does not start with the letter: not counted
+    x = np.array([[1.0, 0, 0], [1.0, 1, 0], [1.0, 0, 1], [1.0, 0, 0], [-1.0, 0, 0]])
+    labels = np.array([True, True, True, True, False])
+    out = evals.absorption(x, codes, codes > 0, decoder, labels, probe_direction=np.array([2.0, 0, 0]),
+                           probe_bias=0.0, main_latents=[0])
+    assert out["recognised"] == 4 and out["false_negatives"] == 3 and out["absorbed"] == 1
+    assert out["absorption_rate"] == 0.25 and out["false_negative_rate"] == 0.75
+    strict = evals.absorption(x, codes, codes > 0, decoder, labels, np.array([2.0, 0, 0]), 0.0, [0],
+                              cos_threshold=0.7)
+    assert strict["absorbed"] == 0                                  # latent 1's cosine 0.6 is below 0.7
+    with pytest.raises(ValueError, match="one row per token"):
+        evals.absorption(x[:3], codes, codes > 0, decoder, labels, np.ones(3), 0.0, [0])
