@@ -147,3 +147,39 @@ def test_several_layers_in_one_pass_equal_one_layer_at_a_time(minilm, tmp_path, 
         activations.extract_layers(TEXTS, layers=3, **kwargs)
     with pytest.raises(ValueError, match="layer must be between 0"):
         activations.extract_layers(TEXTS, layers=[2, 9], **kwargs)
+
+
+PAGE = """<html><body><div class="nav">Navigation text</div>
+<div class="body" role="main"><h1>Lists</h1><p>A list holds items &amp; keeps their order.</p>
+<div class="note"><p>Nested text stays.</p></div><pre>x = [1, 2]  # code is left out</pre>
+<p>After the code.</p></div><div class="footer">Footer text</div></body></html>"""
+
+
+def test_python_docs_reads_the_main_prose_of_each_page(tmp_path):
+    (tmp_path / "library").mkdir()
+    (tmp_path / "library" / "lists.html").write_text(PAGE)
+    (tmp_path / "short.html").write_text('<div role="main"><p>Too short.</p></div>')
+    docs = activations.python_docs(tmp_path, min_chars=20)
+    assert docs == {"library/lists.html": "Lists A list holds items & keeps their order. Nested text stays. "
+                                          "After the code."}
+    with pytest.raises(FileNotFoundError, match="apt-get install python3.11-doc"):
+        activations.python_docs(tmp_path / "missing")
+
+
+def test_documents_are_split_whole_deterministically_and_stably():
+    names = [f"page{i}.html" for i in range(400)]
+    train, test = activations.split_documents(names, test_fraction=0.1)
+    assert set(train).isdisjoint(test) and sorted(train + test) == sorted(names)
+    assert 20 <= len(test) <= 60 and activations.split_documents(names, 0.1) == (train, test)
+    fewer_train, fewer_test = activations.split_documents(names[:200], 0.1)
+    assert set(fewer_test) == set(test) & set(names[:200])          # a page keeps its side
+    with pytest.raises(ValueError, match="test_fraction"):
+        activations.split_documents(names, 1.5)
+
+
+@pytest.mark.skipif(not activations.PYTHON_DOCS.is_dir(), reason="python3.11-doc is not installed")
+def test_the_python_documentation_holds_over_two_million_tokens(minilm):
+    tokenizer, _ = minilm
+    docs = activations.python_docs()
+    tokens = sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in docs.values())
+    assert len(docs) >= 500 and tokens >= 2_000_000
