@@ -139,3 +139,18 @@ def test_counts_of_units_get_their_slack_and_an_sd_is_checked_on_its_means_scale
     sd_tol = Tolerance(**rec.entries["runs[a].probe_acc.sd"]["tolerance"])
     assert sd_tol.abs == pytest.approx(rec.width("runs[a].probe_acc"))
     assert sd_tol.allows(0.00058, 0.0021)      # three seeds: an sd can easily change by a factor of 3
+
+
+def test_a_trial_compares_with_its_own_earlier_run(tmp_path, monkeypatch):
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    monkeypatch.delenv("DFSAE_NEW_REFERENCE", raising=False)
+    monkeypatch.setenv(R.REQUIRE_COMPARISON, "1")
+    stored_notebook(tmp_path, make([0.5, 0.5, 0.5]))                 # the reference, epochs 3
+    (tmp_path / "runs").mkdir()
+    stored_notebook(tmp_path / "runs", make([0.7, 0.7, 0.7], {"epochs": 4}))   # an earlier trial, epochs 4
+    monkeypatch.setenv(R.EARLIER_RUN, str(tmp_path / "runs" / "demo.ipynb"))
+    assert "within tolerance of the earlier run" in make([0.7, 0.7, 0.7], {"epochs": 4}).finish(tmp_path)
+    with pytest.raises(ReproductionError, match="differ from the earlier run"):
+        make([0.9, 0.9, 0.9], {"epochs": 4}).finish(tmp_path)
+    with pytest.raises(ReproductionError, match=r"parameters differ from the stored run \(epochs\)"):
+        make([0.7, 0.7, 0.7], {"epochs": 5}).finish(tmp_path)            # the earlier trial had epochs 4

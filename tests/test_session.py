@@ -85,6 +85,9 @@ def test_a_session_loses_nothing_and_still_compares(book, tmp_path_factory):
     (trial,) = [p for p in (book / "runs").iterdir() if p.name != f"{NAME}-default"]
     assert "parameters differ from the stored run (n_samples)" in outputs(trial / f"{NAME}.ipynb")
     assert ex.load_results(trial / "results" / "identity.csv")[1]["parameters"]["n_samples"] == 100
+    code, out = reproduce(book, "--only", NAME, "-p", "n_samples", "100")     # the same trial again ...
+    assert code == 0, out
+    assert "within tolerance of the earlier run with these parameters" in outputs(trial / f"{NAME}.ipynb")
 
     # 2. A default run compares against the stored notebook.
     code, out = reproduce(book, "--only", NAME)

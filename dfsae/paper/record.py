@@ -314,6 +314,8 @@ class Record:
         Skipped (with a message) when no record is stored, when the parameters (other than
         :data:`RESULT_NEUTRAL` ones, such as the results folder) differ from the
         stored run's, or when ``DFSAE_NEW_REFERENCE=1`` (set by ``reproduce --new-reference``).
+        A trial run with other parameters is compared instead with its own earlier run, when
+        ``reproduce`` names one (``DFSAE_EARLIER_RUN``) and it has the same parameters.
         Where a comparison is required (``DFSAE_REQUIRE_COMPARISON=1``, which the test suite sets,
         so ``pytest --nbval notebooks`` cannot pass by comparing nothing) a skip other than a new
         reference raises :class:`ReproductionError`."""
@@ -325,6 +327,19 @@ class Record:
             return "new reference: nothing compared"
         stored = stored_record(Path(stored_dir) / f"{self.notebook}.ipynb")
         changed = None if stored is None else differing_parameters(stored["parameters"], self.parameters)
+        earlier = os.environ.get(EARLIER_RUN)      # a trial's own earlier run (set by reproduce)
+        if changed and earlier and Path(earlier).exists():
+            trial = stored_record(earlier)
+            if trial is not None and not differing_parameters(trial["parameters"], self.parameters):
+                problems = compare(trial["entries"], self.entries)
+                if problems:
+                    raise ReproductionError(
+                        f"{len(problems)} reported value(s) of {self.notebook} differ from the earlier run "
+                        f"with these parameters ({earlier}) by more than their tolerance:\n  "
+                        + "\n  ".join(problems))
+                return (f"parameters differ from the stored run ({', '.join(changed)}); all "
+                        f"{len(self.entries)} reported values within tolerance of the earlier run with these "
+                        "parameters")
         skipped = ("no stored record" if stored is None else
                    f"parameters differ from the stored run ({', '.join(changed)})" if changed else None)
         if skipped:
@@ -343,6 +358,7 @@ class Record:
 
 
 REQUIRE_COMPARISON = "DFSAE_REQUIRE_COMPARISON"
+EARLIER_RUN = "DFSAE_EARLIER_RUN"
 RESULT_NEUTRAL = ("results_dir", "cache_dir", "device")
 """Parameters that say where a run writes or computes, not what it computes: they never make two
 runs incomparable."""

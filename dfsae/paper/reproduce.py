@@ -10,6 +10,8 @@ A run never touches the stored notebooks: each notebook is executed into its own
 its result files in that folder's ``results/`` (the notebook's ``results_dir`` is pointed there)
 and its working directory still the notebook's folder, so ``stored/`` and the caches resolve as
 usual. Only ``--update-stored`` rewrites ``NAME.ipynb`` beside its source (the book's own refresh).
+A trial run whose folder already holds an earlier run with the same parameters is checked against
+that earlier run.
 A run holds the lock of the folder its results go to (:func:`dfsae.files.folder_lock`), so a
 second run on the same folder stops at once and says which process holds it.
 
@@ -233,6 +235,10 @@ def main(argv=None) -> int:
             if "results_dir" in declared[name]:
                 use = {**use, "results_dir": str((out / "results").resolve())}
         print(f"[{i}/{len(selected)}] {name}", flush=True)
+        if output is not None and output.exists():   # a trial compares with its own earlier run
+            os.environ["DFSAE_EARLIER_RUN"] = str(output.resolve())
+        else:
+            os.environ.pop("DFSAE_EARLIER_RUN", None)
         with folder_lock(_lock_folder(source, declared[name], use, out), f"reproduce {name}"):
             written = execute(source, use, progress=not args.no_progress, output=output)
         print(f"    wrote {written}" + ("" if args.update_stored else f" (results in {out / 'results'})"),
