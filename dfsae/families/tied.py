@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import validation
-from .base import SAE, Family, FamilyConfig, init_linear, make_generator
+from .base import SAE, Family, FamilyConfig, init_linear, make_generator, refuse_options
 from .standard import L1_WEIGHTINGS, SAEObjective
 
 NAME = "tied"
@@ -69,8 +69,6 @@ class TiedSAE(SAE):
 
     def to_saelens(self, input_scale: float, **options) -> tuple[dict, dict, dict]:
         """SAELens's standard architecture with W_dec = c·W / s (so W_dec = (c/s²)·W_encᵀ)."""
-        from .base import refuse_options
-
         refuse_options(self, options)
         s, W, c = input_scale, self.W.detach().cpu(), float(self.decoder_scale)
         tensors = {"W_enc": (W.T * s).contiguous(), "b_enc": self.encoder.bias.detach().cpu().clone(),
