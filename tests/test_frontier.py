@@ -127,3 +127,76 @@ def test_compare_curves_by_width_uses_only_the_baselines_of_the_same_width():
     for label, ratio in expected.items():
         assert margins[label] == pytest.approx(1.1 - ratio)
         assert tolerances[label] == pytest.approx(0.2 * ratio)
+
+
+# -- frontiers with seeds, PCA and the matched knob --------------------------------------------
+def seeded_baselines():
+    """Two families, two sweep points, three seeds; family "b" is better (lower FVU) everywhere."""
+    rows = []
+    for fam, shift in (("a", 0.1), ("b", 0.0)):
+        for seed, noise in enumerate((0.0, 0.01, -0.01)):
+            rows += [{"family": fam, "seed": seed, "l0": 10.0, "fvu": 0.5 + shift + noise},
+                     {"family": fam, "seed": seed, "l0": 40.0, "fvu": 0.2 + shift + noise}]
+    return pd.DataFrame(rows)
+
+
+def test_the_seeded_frontier_is_drawn_per_seed_by_hand():
+    from dfsae.paper.frontier import seeded_frontier
+
+    fam, values = seeded_frontier(seeded_baselines(), 20.0)
+    t = math.log(20 / 10) / math.log(40 / 10)                          # log-linear between 10 and 40
+    expected = [0.5 + noise + t * (0.2 - 0.5) for noise in (0.0, 0.01, -0.01)]
+    assert fam == "b" and values == pytest.approx(expected, rel=1e-12)
+    assert seeded_frontier(seeded_baselines(), 5.0)[0] is None         # no family that sparse
+
+
+def test_ratio_intervals_use_the_frontier_familys_seeds_as_the_other_side():
+    from dfsae.paper import judgement as J
+    from dfsae.paper.frontier import ratio_intervals, seeded_frontier
+
+    curve = pd.DataFrame({"config": ["p"] * 3 + ["q"] * 3, "l0": [20.0] * 3 + [4.0] * 3,
+                          "fvu_wt_scaled": [0.9, 0.95, 1.0, 0.7, 0.7, 0.7]})
+    intervals, where, unmatched = ratio_intervals(curve, seeded_baselines(), "energy")
+    _, values = seeded_frontier(seeded_baselines(), 20.0)
+    expected = J.ratio_interval([0.9, 0.95, 1.0], values)
+    assert (intervals["p"].low, intervals["p"].high) == pytest.approx((expected.low, expected.high))
+    assert where["p"] == ("b", 20.0) and unmatched == ["q"]
+
+
+def test_sparsity_intervals_divide_the_units_needed_by_the_points_own():
+    from dfsae.paper.frontier import sparsity_intervals
+
+    curve = pd.DataFrame({"config": ["p"] * 3, "l0": [40.0, 40.0, 40.0], "fvu_wt_scaled": [0.5, 0.5, 0.5]})
+    intervals, where, _ = sparsity_intervals(curve, seeded_baselines(), "energy")
+    # family b reaches 0.5 at exactly L0 10 for seed 0; seed 1 (0.51 at 10) needs a little more, seed 2 less.
+    assert where["p"] == "b" and intervals["p"].estimate == pytest.approx(
+        np.mean([10.0, 10 * 4 ** (0.01 / 0.3), 10.0]) / 40.0, rel=1e-9)
+
+
+def test_pca_fvu_against_an_eigendecomposition():
+    from dfsae.paper.frontier import pca_fvu
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(200, 6)) @ np.diag([5, 3, 2, 1, 0.5, 0.1])
+    test = rng.normal(size=(50, 6)) @ np.diag([5, 3, 2, 1, 0.5, 0.1])
+    mean = train.mean(0)
+    w, v = np.linalg.eigh(np.cov(train.T))
+    v = v[:, np.argsort(w)[::-1]]
+    for n in (0, 2, 6):
+        p = v[:, :n] @ v[:, :n].T
+        rec = mean + (test - mean) @ p
+        expected = ((test - rec) ** 2).sum() / ((test - test.mean(0)) ** 2).sum()
+        assert pca_fvu(train, test, [n])[0] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    with pytest.raises(ValueError, match="counts must lie"):
+        pca_fvu(train, test, [7])
+
+
+def test_the_knob_for_an_l0_interpolates_in_logs_and_refuses_to_extrapolate():
+    from dfsae.paper.frontier import knob_for_l0
+
+    assert knob_for_l0([0.1, 1.0], [40.0, 10.0], 20.0) == pytest.approx(0.1 * 10 ** 0.5)
+    assert knob_for_l0([0.1, 1.0, 3.0], [40.0, 10.0, 2.0], 10.0) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="outside the sweep's range"):
+        knob_for_l0([0.1, 1.0], [40.0, 10.0], 50.0)
+    with pytest.raises(ValueError, match="not monotone"):
+        knob_for_l0([0.1, 1.0, 3.0], [40.0, 10.0, 20.0], 15.0)

@@ -1,6 +1,7 @@
 """The verdict rule: intervals against scipy and closed forms, and verdicts that change exactly
 where the printed rule says when seed values are moved by known amounts."""
 
+import json
 import math
 
 import numpy as np
@@ -81,3 +82,58 @@ def test_the_printed_rule_states_the_constants_the_code_applies(monkeypatch):
     monkeypatch.setattr(J, "CONFIDENCE", 0.9)
     monkeypatch.setattr(J, "MIN_SEEDS", 5)
     assert "90% Welch t-interval" in J.rule() and "at least 5 seeds" in J.rule()
+
+
+# -- judgements of curves, and what a record stores ---------------------------------------------
+def test_a_curve_is_held_failed_or_partly_held_point_by_point():
+    held = J.ratio_interval([1.00, 1.01, 0.99], [1.0, 1.02, 0.98])        # ≈ 1, far below 1.1
+    failed = J.ratio_interval([2.0, 2.1, 1.9], [1.0, 1.02, 0.98])         # ≈ 2, far above
+    straddling = J.ratio_interval([1.0, 1.3, 1.0], [1.0, 1.02, 0.98])     # interval contains 1.1
+    assert straddling.low < 1.1 < straddling.high
+    assert J.judge_points({"a": held, "b": held}, "less", 1.1).verdict == "held"
+    assert J.judge_points({"a": failed, "b": failed}, "less", 1.1).verdict == "failed"
+    assert J.judge_points({"a": held, "b": failed}, "less", 1.1).verdict == "partly held"
+    assert J.judge_points({"a": held, "b": failed, "c": straddling}, "less", 1.1).verdict == "partly held"
+    assert J.judge_points({"a": held, "c": straddling}, "less", 1.1).verdict == "inconclusive"
+    j = J.judge_points({"a": held, "b": failed}, "less", 1.1)
+    assert j.seeds == 3 and J.counts(j) == "held at 1 of 2 points, failed at 1"
+    with pytest.raises(ValueError, match="no point to judge"):
+        J.judge_points({}, "less", 1.1)
+
+
+def test_a_judgement_entry_holds_its_seeds_rule_and_intervals():
+    j = J.judge(J.difference_interval(A, B), "greater", 0.0, "point")
+    entry = j.as_entry()
+    assert entry["value"] == j.verdict == "held" and entry["seeds"] == 3 and entry["rule"] == J.rule()
+    assert entry["intervals"]["point"]["low"] == pytest.approx(J.difference_interval(A, B).low)
+    exact = J.exact("parameter count", True, 0.504).as_entry()
+    assert exact["deterministic"] is True and "seeds" not in exact
+    text = J.describe(j, fmt=".3f")
+    assert text.startswith("95% intervals: point: 0.") and text.endswith(", held")
+
+
+def test_stored_per_seed_runs_are_judged_as_the_rule_says():
+    """On the book's stored runs (the 5.3 benchmark): moving one side by exactly the interval's
+    distance to the threshold turns the verdict where the rule says."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    folder = Path(__file__).resolve().parents[1] / "notebooks" / "stored" / "benchmark"
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    if not runs:
+        pytest.fail(f"no stored runs in {folder}")
+    frame = pd.DataFrame([{"family": r["config"]["options"]["family"] if "family" in r["config"]["options"]
+                           else r["config"].get("family"), "seed": r["seed"], **r["metrics"],
+                           "opts": json.dumps(r["config"], sort_keys=True)} for r in runs])
+    groups = [g for _, g in frame.groupby("opts") if len(g) >= 3]
+    assert len(groups) >= 2
+    a, b = groups[0].fvu_linear.to_numpy(), groups[1].fvu_linear.to_numpy()
+    base = J.ratio_interval(a, b)
+    # Scaling a by c scales the ratio interval by c: "less than t" turns held exactly at c = t / high.
+    t = 1.1
+    c = t / base.high
+    assert J.verdict(J.ratio_interval(a * c * (1 - 1e-9), b), "less", t) == "held"
+    assert J.verdict(J.ratio_interval(a * c * (1 + 1e-9), b), "less", t) == "inconclusive"
+    c = t / base.low
+    assert J.verdict(J.ratio_interval(a * c * (1 + 1e-9), b), "less", t) == "failed"

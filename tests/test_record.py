@@ -154,3 +154,49 @@ def test_a_trial_compares_with_its_own_earlier_run(tmp_path, monkeypatch):
         make([0.9, 0.9, 0.9], {"epochs": 4}).finish(tmp_path)
     with pytest.raises(ReproductionError, match=r"parameters differ from the stored run \(epochs\)"):
         make([0.7, 0.7, 0.7], {"epochs": 5}).finish(tmp_path)            # the earlier trial had epochs 4
+
+
+def test_a_judged_verdict_stores_its_decision_data_and_must_reproduce_exactly(tmp_path, monkeypatch):
+    from dfsae.paper import judgement as J
+
+    monkeypatch.delenv(R.REQUIRE_COMPARISON, raising=False)
+
+    def made(shift):
+        rec = Record("judged", {"epochs": 3})
+        j = J.judge_points({"p": J.difference_interval(np.array([0.5, 0.52, 0.51]) + shift, [0.4, 0.41, 0.39])},
+                           "greater", 0.0)
+        rec.judged("claim", j, "evidence", )
+        return rec
+
+    rec = made(0.0)
+    entry = rec.entries["claim"]
+    assert entry["value"] == "held" and entry["seeds"] == 3 and entry["rule"] == J.rule()
+    assert entry["intervals"]["p"]["verdict"] == "held"
+    stored_notebook(tmp_path, rec)
+    assert "within tolerance" in made(0.0).finish(tmp_path)
+    with pytest.raises(ReproductionError, match="verdict stored 'held'"):
+        made(-0.2).finish(tmp_path)
+    with pytest.raises(TypeError, match="must be a Judgement"):
+        Record("x", {}).judged("claim", "held", "evidence")
+
+
+def test_no_verdict_can_come_from_a_reproduction_tolerance():
+    """A judged verdict is made only from seed replicates: a Tolerance, a margin or a string is
+    refused, and so is a judgement on fewer than the rule's seeds."""
+    from dfsae.paper import judgement as J
+
+    rec = Record("x", {})
+    for bad in (Tolerance.relative(0.1), 0.1, "held"):
+        with pytest.raises(TypeError):
+            rec.judged("claim", bad, "evidence")
+    two = J.Judgement("held", "greater", 0.0, {}, 2)
+    with pytest.raises(ValueError, match="at least 3"):
+        rec.judged("claim", two, "evidence")
+
+
+def test_a_spread_takes_the_larger_of_its_band_and_its_floor_never_the_sum():
+    floor = Tolerance.relative(0.02, 0.001)
+    wide_band = Tolerance.spread(sd=0.3, n=3, floor=floor, at=1.0)              # band 0.735 > floor 0.021
+    assert wide_band.width(1.0) == pytest.approx(3 * 0.3 * math.sqrt(2 / 3))
+    narrow_band = Tolerance.spread(sd=1e-4, n=3, floor=floor, at=1.0)           # band 2.4e-4 < floor 0.021
+    assert narrow_band.width(1.0) == pytest.approx(0.021)

@@ -147,7 +147,9 @@ def test_sigterm_removes_the_temporary_notebook(tmp_path):
 
 
 BOOK_PARAMETERS = {"05_1_identity": {"train_epochs": "20", "seeds": "[0]", "device": "'cpu'",
-                                     "n_samples": "512"}}
+                                     "n_samples": "512"},
+                   "05_3_benchmark": {"sweeps": '{"topk": [4, 8, 16]}', "family_options": "{}",
+                                      "stored_runs": "'use'"}}
 
 
 @pytest.mark.parametrize("name,value,message", [
@@ -155,6 +157,12 @@ BOOK_PARAMETERS = {"05_1_identity": {"train_epochs": "20", "seeds": "[0]", "devi
     ("seeds", [], "seeds must be a non-empty list"),
     ("device", "cuda", "no CUDA device"),
     ("seeds", "0,1", "Python literal"),
+    ("sweeps", {"topk": [0, 8, 16]}, r"sweeps\['topk'\]: k must be an integer >= 1"),
+    ("sweeps", {"topk": [8, 16]}, "at least 3 values of k"),
+    ("sweeps", {"decoder_free": [1.0, 10.0, 100.0]}, "swept by `balances`"),
+    ("sweeps", {"lasso": [1.0, 2.0, 3.0]}, "unknown family 'lasso'"),
+    ("family_options", {"jumprelu": {"bandwith": 0.01}}, r"unknown option\(s\) \['bandwith'\]"),
+    ("stored_runs", "append", "unknown stored_runs .append.; choose one of"),
 ])
 def test_the_notebooks_own_rules_refuse_values_before_any_kernel(name, value, message):
     import torch

@@ -119,3 +119,16 @@ def test_a_damaged_or_renamed_stored_run_is_named(tmp_path, small):
 def test_the_code_version_is_a_hash_of_the_sources():
     version = S.code_version()
     assert len(version) == 12 and int(version, 16) >= 0 and version == S.code_version()
+
+
+def test_extend_trains_what_the_reference_lacks_into_the_reference(tmp_path, small, monkeypatch):
+    ref = tmp_path / "reference"
+    S.RunStore(ref, tmp_path / "work", "small", mode="extend").grid(POINTS[:1], small, seeds=[0], progress=False,
+                                                                     **BUDGET)
+    assert len(list(ref.iterdir())) == 1 and not (tmp_path / "work").exists()
+    monkeypatch.setattr(ex, "run", no_training)                      # the stored one is read, not retrained
+    again = S.RunStore(ref, tmp_path / "work", "small", mode="extend").grid(POINTS[:1], small, seeds=[0],
+                                                                             progress=False, **BUDGET)
+    assert again.stored.all()
+    with pytest.raises(ValueError, match="mode"):
+        S.RunStore(ref, tmp_path / "work", "small", mode="append")

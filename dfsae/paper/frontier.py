@@ -138,3 +138,126 @@ def curve_summary(margins: pd.Series, tolerances: pd.Series, threshold: float = 
     best = margins.idxmax()
     return (f"within {threshold:g}× at {held} of {len(margins)} points, beyond it at {failed}, within "
             f"tolerance at {len(margins) - held - failed}; best {threshold - margins[best]:.2f}× ({best})")
+
+
+# -- frontiers with seeds ----------------------------------------------------------------------
+def seeded_frontier(baselines: pd.DataFrame, l0: float, x: str = "l0", y: str = "fvu",
+                    family: str = "family", seed: str = "seed") -> tuple[str | None, np.ndarray]:
+    """The best baseline family at sparsity ``l0`` and its frontier there once per seed.
+
+    Each family's frontier is drawn once per seed (seed s's sweep points only), so a family with
+    n seeds per sweep point gives n independent frontier values at ``l0``. The best family is the
+    one with the lowest mean of these; a family is eligible only where every seed's sweep reaches
+    that sparsity. Returns (family, values), or (None, empty) when no family is that sparse."""
+    best, best_values = None, np.array([])
+    for fam, g in baselines.groupby(family, sort=True):
+        values = np.array([frontier_at(l0, s[x], s[y])[0] for _, s in g.groupby(seed, sort=True)])
+        if len(values) and np.isfinite(values).all() and (best is None or values.mean() < best_values.mean()):
+            best, best_values = fam, values
+    return best, best_values
+
+
+def seeded_sparsity(baselines: pd.DataFrame, target_fvu: float, x: str = "l0", y: str = "fvu",
+                    family: str = "family", seed: str = "seed") -> tuple[str | None, np.ndarray]:
+    """The baseline family that reaches ``target_fvu`` with the fewest active units, and that
+    count once per seed (:func:`sparsity_at` on seed s's sweep); a family is eligible only when
+    every seed's sweep reaches that FVU. (None, empty) when none does."""
+    best, best_values = None, np.array([])
+    for fam, g in baselines.groupby(family, sort=True):
+        values = np.array([sparsity_at(target_fvu, s[x], s[y])[0] for _, s in g.groupby(seed, sort=True)])
+        if len(values) and np.isfinite(values).all() and (best is None or values.mean() < best_values.mean()):
+            best, best_values = fam, values
+    return best, best_values
+
+
+def ratio_intervals(points: pd.DataFrame, baselines: pd.DataFrame, reading: str = "energy",
+                    fvu: str | None = None, by: str = "config", base_fvu: str = "fvu"):
+    """Per point of a decoder-free curve (rows of ``points`` grouped by ``by``, one row per seed):
+    the Welch interval of its FVU (under ``reading``, or the column ``fvu``) divided by the best
+    baseline frontier at its mean L0 (:func:`seeded_frontier`, seeds of the frontier family as the
+    other side). Returns ({label: Interval}, {label: (family, mean L0)}, [labels with no baseline
+    as sparse])."""
+    from .judgement import ratio_interval
+
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {sorted(READINGS)}; got {reading!r}")
+    x, y = READINGS[reading]
+    y = fvu or y
+    intervals, where, unmatched = {}, {}, []
+    base = baselines.rename(columns={base_fvu: "_fvu"})
+    for label, g in points.groupby(by, sort=False):
+        l0 = float(g[x].mean())
+        fam, values = seeded_frontier(base, l0, y="_fvu")
+        if fam is None:
+            unmatched.append(label)
+            continue
+        intervals[label] = ratio_interval(g[y].to_numpy(float), values)
+        where[label] = (fam, l0)
+    return intervals, where, unmatched
+
+
+def sparsity_intervals(points: pd.DataFrame, baselines: pd.DataFrame, reading: str = "energy",
+                       by: str = "config"):
+    """Per point of a decoder-free curve: the Welch interval of (active units the best baseline
+    needs to reconstruct as well, :func:`seeded_sparsity`) ÷ (the point's own L0), over the seeds
+    of both. Returns ({label: Interval}, {label: family}, [labels no baseline reconstructs as
+    well as at any sparsity])."""
+    from .judgement import ratio_interval
+
+    x, y = READINGS[reading]
+    intervals, where, unmatched = {}, {}, []
+    for label, g in points.groupby(by, sort=False):
+        fam, values = seeded_sparsity(baselines, float(g[y].mean()))
+        if fam is None:
+            unmatched.append(label)
+            continue
+        intervals[label] = ratio_interval(values, g[x].to_numpy(float))
+        where[label] = fam
+    return intervals, where, unmatched
+
+
+def pca_fvu(train, test, counts) -> np.ndarray:
+    """The held-out FVU of the best rank-n affine reconstruction learned on ``train``: the test
+    inputs projected onto the top n principal components of the training inputs (around the
+    training mean), for each n in ``counts``. A dense code with n numbers per input, so the
+    reference for a sparse code with L0 = n active units: a reference, not a bound."""
+    import torch
+
+    from ..metrics import fvu
+
+    tr = torch.as_tensor(np.asarray(train), dtype=torch.float64)
+    te = torch.as_tensor(np.asarray(test), dtype=torch.float64)
+    if tr.ndim != 2 or te.ndim != 2 or tr.shape[1] != te.shape[1]:
+        raise ValueError(f"train and test must be 2-d with the same width, got {tuple(tr.shape)} and "
+                         f"{tuple(te.shape)}")
+    counts = np.atleast_1d(np.asarray(counts))
+    rank = min(tr.shape)
+    if counts.min() < 0 or counts.max() > rank:
+        raise ValueError(f"counts must lie in [0, {rank}] (the training data's rank bound), got "
+                         f"{counts.min()}..{counts.max()}")
+    mean = tr.mean(dim=0)
+    _, _, vt = torch.linalg.svd(tr - mean, full_matrices=False)
+    out = []
+    for n in counts.astype(int):
+        v = vt[:n].T
+        out.append(fvu(te, mean + (te - mean) @ v @ v.T))
+    return np.array(out)
+
+
+def knob_for_l0(knobs, l0s, target: float) -> float:
+    """The knob value (e.g. an L1 weight λ) at which a sweep reaches ``target`` active units:
+    linear interpolation of log knob against log L0 between the two sweep points that bracket
+    the target (the sweep's L0 must be monotone in its knob). Refuses a target outside the
+    sweep's range of L0, which would need an extrapolation."""
+    k, l0 = np.asarray(knobs, dtype=float), np.asarray(l0s, dtype=float)
+    if k.shape != l0.shape or k.ndim != 1 or len(k) < 2:
+        raise ValueError(f"knobs and l0s must be 1-d of the same length ≥ 2, got {k.shape} and {l0.shape}")
+    if (k <= 0).any() or (l0 <= 0).any():
+        raise ValueError("knobs and l0s must be positive (they are interpolated on a log scale)")
+    order = np.argsort(l0)
+    if not (np.diff(k[order]) != 0).all() or not (np.all(np.diff(k[order]) < 0) or np.all(np.diff(k[order]) > 0)):
+        raise ValueError(f"L0 is not monotone in the knob along this sweep: knobs {k.tolist()}, L0 {l0.tolist()}")
+    if not l0.min() <= target <= l0.max():
+        raise ValueError(f"target L0 {target:g} lies outside the sweep's range [{l0.min():g}, {l0.max():g}]; "
+                         "widen the sweep rather than extrapolate")
+    return float(np.exp(np.interp(np.log(target), np.log(l0[order]), np.log(k[order]))))

@@ -17,6 +17,10 @@ The interval is then read against the prediction's threshold or band (:func:`ver
   interval lies inside the band, *failed* when it lies wholly outside it, *inconclusive* when it
   straddles an edge.
 
+A prediction about a curve (e.g. "comparable reconstruction" along a sweep) is judged at each of its
+points and combined by :func:`judge_points`: *held* (or *failed*) when it held (or failed) at every
+point, *partly held* when it held at some and failed at others, otherwise *inconclusive*.
+
 Every verdict needs at least :data:`MIN_SEEDS` replicates on each side. Only exact computations
 (:data:`DETERMINISTIC`) are judged without seeds. :func:`rule` returns the sentence the book
 prints, made from the same constants this module applies. These are statistical decisions about
@@ -35,7 +39,7 @@ CONFIDENCE = 0.95
 """The confidence level of every verdict's interval."""
 MIN_SEEDS = 3
 """The fewest replicates per condition a verdict is judged on."""
-VERDICTS = ("held", "failed", "inconclusive")
+VERDICTS = ("held", "failed", "inconclusive", "partly held")
 KINDS = ("greater", "less", "within")
 DETERMINISTIC = ("parameter count", "the identity ∂L_LSE/∂E = softmax(−E)")
 """The only quantities judged without seeds: exact computations that no seed can change."""
@@ -155,4 +159,85 @@ def rule() -> str:
             "failed when the whole interval lies on the other side; a prediction that it lies within a "
             "band has held when the whole interval lies inside the band and failed when the whole "
             "interval lies outside it. Otherwise the verdict is inconclusive. Only exact computations "
-            f"({'; '.join(DETERMINISTIC)}) are judged without seeds.")
+            f"({'; '.join(DETERMINISTIC)}) are judged without seeds. A prediction about a curve is "
+            "judged at each of its points: held (failed) when it held (failed) at every point, partly "
+            "held when it held at some and failed at others, otherwise inconclusive.")
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A verdict with the data it was decided on: what a record stores beside the verdict word.
+
+    ``intervals`` maps each judged point (one entry for a single comparison) to its interval and
+    its own verdict; ``seeds`` is the fewest replicates per condition behind any of them
+    (``None`` for an exact computation, ``deterministic=True``)."""
+
+    verdict: str
+    kind: str
+    threshold: float | tuple[float, float] | None
+    intervals: dict
+    seeds: int | None
+    deterministic: bool = False
+
+    def as_entry(self) -> dict:
+        """The decision data a record stores: verdict, seeds (or deterministic), rule, intervals."""
+        entry = {"value": self.verdict, "rule": rule(), "kind_of_prediction": self.kind,
+                 "threshold": list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold,
+                 "intervals": {label: {"estimate": i.estimate, "low": i.low, "high": i.high,
+                                       "confidence": i.confidence, "seeds": list(i.seeds),
+                                       "method": i.method, "verdict": v}
+                               for label, (i, v) in self.intervals.items()}}
+        if self.deterministic:
+            entry["deterministic"] = True
+        else:
+            entry["seeds"] = self.seeds
+        return entry
+
+
+def judge(interval: Interval, kind: str, threshold, label: str = "") -> Judgement:
+    """The :class:`Judgement` of one interval against one prediction (:func:`verdict`)."""
+    v = verdict(interval, kind, threshold)
+    return Judgement(v, kind, threshold, {label: (interval, v)}, min(interval.seeds))
+
+
+def judge_points(intervals: dict, kind: str, threshold) -> Judgement:
+    """One verdict over the points of a curve, each judged on its own interval (``{label:
+    Interval}``): held or failed when every point is, partly held when some held and some failed,
+    otherwise inconclusive. Refuses an empty curve (there is nothing to judge)."""
+    if not intervals:
+        raise ValueError("no point to judge: every point of the curve lacks a comparison (e.g. no "
+                         "baseline is as sparse); report that instead of a verdict")
+    each = {label: (i, verdict(i, kind, threshold)) for label, i in intervals.items()}
+    words = {v for _, v in each.values()}
+    combined = (words.pop() if len(words) == 1 and words <= {"held", "failed"} else
+                "partly held" if {"held", "failed"} <= words else "inconclusive")
+    return Judgement(combined, kind, threshold, each, min(min(i.seeds) for i in intervals.values()))
+
+
+def exact(name: str, holds: bool, estimate: float | None = None) -> Judgement:
+    """The :class:`Judgement` of an exact computation in :data:`DETERMINISTIC` (no seeds)."""
+    v = deterministic(name, holds)
+    intervals = {} if estimate is None else {
+        name: (Interval(float(estimate), float(estimate), float(estimate), 1.0, (1,), "exact"), v)}
+    return Judgement(v, "exact", None, intervals, None, deterministic=True)
+
+
+def counts(judgement: Judgement) -> str:
+    """"held at 2 of 5 points, failed at 3" — the per-point verdicts of a curve, counted."""
+    words = [v for _, v in judgement.intervals.values()]
+    n = len(words)
+    parts = [f"{w} at {words.count(w)}" for w in VERDICTS if words.count(w)]
+    return f"{parts[0]} of {n} point{'s' if n != 1 else ''}" + ("" if len(parts) == 1 else ", " + ", ".join(parts[1:]))
+
+
+def describe(judgement: Judgement, fmt: str = ".2f", suffix: str = "", notes: dict | None = None) -> str:
+    """The evidence of a judgement in words: each point's estimate, its interval and its verdict,
+    e.g. "β=1: 3.73× [3.61, 3.86] (vs TopK), failed"; ``notes`` adds a word per label."""
+    notes = notes or {}
+    level = f"{judgement.intervals and next(iter(judgement.intervals.values()))[0].confidence:.0%}"
+    parts = []
+    for label, (i, v) in judgement.intervals.items():
+        note = f" ({notes[label]})" if label in notes else ""
+        where = f"{label}: " if label else ""
+        parts.append(f"{where}{i.estimate:{fmt}}{suffix} [{i.low:{fmt}}, {i.high:{fmt}}]{note}, {v}")
+    return f"{level} intervals: " + "; ".join(parts) if parts else "no point judged"

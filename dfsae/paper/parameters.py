@@ -58,6 +58,61 @@ def _results_folder(name, value):
     return value if value == "" else validation.writable_folder(name, value)
 
 
+def _sweeps(name, value):
+    """{family: [values of its sparsity knob]}: every family with a decoder, each value made into
+    the family's config (so a k of 0 or a negative λ is refused here, before any training)."""
+    from .. import families
+
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"{name} must be a non-empty dict {{family: [knob values]}}, got {value!r}; e.g. "
+                         f"`-p {name} '{{\"topk\": [8, 16, 32]}}'` with python -m dfsae.paper.reproduce")
+    for fam, knobs in value.items():
+        spec = families.family(fam)
+        if not spec.model.has_decoder:
+            raise ValueError(f"{name}[{fam!r}]: a sweep is of a family with a decoder; the decoder-free "
+                             "model's balance is swept by `balances`")
+        if isinstance(knobs, (str, bytes)) or not isinstance(knobs, (list, tuple)) or len(knobs) < 3:
+            raise ValueError(f"{name}[{fam!r}] must list at least 3 values of {spec.knob}, got {knobs!r}")
+        for v in knobs:
+            try:
+                spec.config.make(**{spec.knob: v})
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"{name}[{fam!r}]: {err}") from None
+    return value
+
+
+def _sweeps_by_dim(name, value):
+    """{K: sweeps}: the sweeps (as :func:`_sweeps`) at each dictionary size K."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"{name} must be a non-empty dict {{K: {{family: [knob values]}}}}, got {value!r}")
+    for k, sweeps in value.items():
+        try:
+            width = int(k)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: the key {k!r} is not a dictionary size (an integer)") from None
+        validation.positive_int(f"{name} key", width)
+        _sweeps(f"{name}[{k!r}]", sweeps)
+    return value
+
+
+def _family_options(name, value):
+    """{family: {option: value}}: options every run of that family gets, each checked by the
+    family's config."""
+    from .. import families
+
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict {{family: {{option: value}}}}, got {value!r}")
+    for fam, options in value.items():
+        spec = families.family(fam)
+        if not isinstance(options, dict):
+            raise ValueError(f"{name}[{fam!r}] must be a dict of {spec.title} options, got {options!r}")
+        try:
+            spec.config.make(**{spec.knob: getattr(spec.config, spec.knob, None) or 1, **options})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name}[{fam!r}]: {err}") from None
+    return value
+
+
 def _existing_file(name, value):
     if not isinstance(value, str) or not Path(value).is_file():
         raise ValueError(f"{name}={value!r} is not a file; run `python benchmarks/decoder_tax.py` "
@@ -90,6 +145,11 @@ PARAMETERS: dict[str, Rule] = {
     "l1_sweep": _numbers(allow_zero=True),
     "l1_weighting": _one_of("plain", "decoder_norm"),
     "balances": _numbers(),
+    "sweeps": _sweeps,
+    "sweeps_by_dim": _sweeps_by_dim,
+    "sweep_seeds": _integers(minimum=0),
+    "family_options": _family_options,
+    "stored_runs": _one_of("use", "extend", "refresh"),
     "topk_sweep": _integers(),
     "topk_k": _integer(),
     "grid": _numbers(),

@@ -74,10 +74,17 @@ class Tolerance:
         return cls(basis="exact (does not depend on training)")
 
     @classmethod
-    def spread(cls, sd: float, n: int, k: float = 3.0, floor: Tolerance | None = None):
-        """``k·sd·√(2/n)``: the bound on the difference of two means of ``n`` seeds."""
+    def spread(cls, sd: float, n: int, k: float = 3.0, floor: Tolerance | None = None, at: float | None = None):
+        """``k·sd·√(2/n)``, the bound on the difference of two means of ``n`` seeds, or the
+        ``floor`` if that is wider: the larger of the two, never their sum. ``at`` is the stored
+        value the floor's relative part is taken of (without it, the relative part stays
+        relative and is compared with the band's absolute width only through ``abs``)."""
         floor = floor or cls()
         band = k * float(sd) * math.sqrt(2.0 / n) if n > 1 and math.isfinite(sd) else 0.0
+        if at is not None and math.isfinite(at):
+            return cls(abs=max(band, floor.width(at)), rel=0.0,
+                       basis=f"the larger of {k:g}·sd·√(2/n), sd = {sd:.3g} over n = {n} seeds"
+                       + (f", and {floor.basis}" if floor.basis else ""))
         return cls(abs=max(band, floor.abs), rel=floor.rel,
                    basis=f"{k:g}·sd·√(2/n), sd = {sd:.3g} over n = {n} seeds"
                    + (f"; at least {floor.basis}" if floor.basis else ""))
@@ -234,6 +241,25 @@ class Record:
         self.text(f"{name}_evidence", evidence, evidence_tolerance)
         return None
 
+    def judged(self, name: str, judgement, evidence: str, evidence_tolerance: Tolerance | None = None) -> None:
+        """Record a verdict decided by seed statistics (a :class:`dfsae.paper.judgement.Judgement`),
+        glued as ``NAME_verdict``, with its decision data — the seeds behind it (or
+        ``deterministic``), the printed rule and each interval — and its evidence
+        (``NAME_evidence``). A re-execution must reach the same verdict on the same seeds."""
+        from . import judgement as jm
+
+        if not isinstance(judgement, jm.Judgement):
+            raise TypeError(f"{name!r}: a verdict must be a Judgement made by dfsae.paper.judgement from seed "
+                            f"replicates, got {judgement!r}")
+        if not judgement.deterministic and (judgement.seeds is None or judgement.seeds < jm.MIN_SEEDS):
+            raise ValueError(f"{name!r}: judged on {judgement.seeds} seeds; a verdict needs at least "
+                             f"{jm.MIN_SEEDS}")
+        self._add(name, {"kind": "verdict", **_clean(judgement.as_entry()), "margin": None,
+                         "tolerance": asdict(Tolerance.exact())})
+        _glue(f"{name}_verdict", judgement.verdict)
+        self.text(f"{name}_evidence", evidence, evidence_tolerance)
+        return None
+
     def frame(self, name: str, frame, by: str, columns=None, k: float = 3.0,
               floors: dict | None = None, default_floor: Tolerance | None = None):
         """Record the mean and sd over seeds of every numeric column of ``frame`` per ``by`` group.
@@ -257,7 +283,7 @@ class Record:
                                                          "tolerance": asdict(floor)})
                     continue
                 sd = float(np.std(values, ddof=1)) if n > 1 else float("nan")
-                tol = Tolerance.spread(sd, n, k, floor) if n > 1 else floor
+                tol = Tolerance.spread(sd, n, k, floor, at=mean) if n > 1 else floor
                 self._add(f"{name}[{group}].{col}", {"kind": "number", "value": _number(mean),
                                                      "tolerance": asdict(tol)})
                 if n > 1 and math.isfinite(sd):
@@ -425,9 +451,19 @@ def compare(stored: dict, new: dict) -> list[str]:
                 if not tol.allows(a, b):
                     problems.append(f"{name} (number {i + 1} of the text): stored {a:g}, new {b:g}, "
                                     f"tolerance {tol.describe(a)}; stored text {old['value']!r}")
-        elif old["kind"] == "verdict" and old["value"] != cur["value"]:
+        elif old["kind"] == "verdict" and "rule" in old and (
+                old["value"], old.get("seeds"), _point_verdicts(old)) != (
+                cur["value"], cur.get("seeds"), _point_verdicts(cur)):
+            problems.append(f"{name}: verdict stored {old['value']!r} on {old.get('seeds')} seeds "
+                            f"{_point_verdicts(old)}, new {cur['value']!r} on {cur.get('seeds')} seeds "
+                            f"{_point_verdicts(cur)}")
+        elif old["kind"] == "verdict" and "rule" not in old and old["value"] != cur["value"]:
             near = old["margin"] is not None and abs(_float(old["margin"])) <= 2 * tol.abs
             if not (near and INCONCLUSIVE in (old["value"], cur["value"])):
                 problems.append(f"{name}: verdict stored {old['value']!r}, new {cur['value']!r} "
                                 f"(stored margin {_float(old['margin']):.3g}, tolerance {tol.abs:.3g})")
     return problems
+
+
+def _point_verdicts(entry: dict) -> dict:
+    return {label: i.get("verdict") for label, i in entry.get("intervals", {}).items()}

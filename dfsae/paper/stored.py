@@ -30,7 +30,7 @@ from ..files import atomic_write
 from . import experiments as ex
 from .record import RESULT_NEUTRAL, Tolerance
 
-MODES = ("use", "refresh")
+MODES = ("use", "extend", "refresh")
 FORMAT = 1
 
 
@@ -73,8 +73,9 @@ class RunStore:
     """Stored runs of one experiment (see the module docstring).
 
     ``reference`` and ``working`` are folders; ``mode="use"`` reads the reference and the working
-    folder and trains what neither holds into ``working``; ``mode="refresh"`` retrains every run
-    asked for and writes it into ``reference``."""
+    folder and trains what neither holds into ``working``; ``mode="extend"`` trains what the
+    reference lacks into the reference (how a stored sweep is made, resumably); ``mode="refresh"``
+    retrains every run asked for and writes it into ``reference``."""
 
     def __init__(self, reference, working, dataset: str, mode: str = "use"):
         self.reference, self.working = Path(reference), Path(working)
@@ -111,7 +112,7 @@ class RunStore:
         run = StoredRun(run_key(config, seed, self.dataset), self.dataset, int(seed), config.as_dict(),
                         {k: v.item() if hasattr(v, "item") else v for k, v in metrics.items()},
                         code_version(), time.strftime("%Y-%m-%d %H:%M:%S"))
-        folder = self.reference if self.mode == "refresh" else self.working
+        folder = self.working if self.mode == "use" else self.reference
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self._path(folder, run.key), run.as_json())
         self.trained.append(run.key)
@@ -147,6 +148,13 @@ class RunStore:
         """Retrain one stored run and compare the metrics named in ``tolerances`` with the stored
         values; returns one line per metric outside its tolerance. Refuses a run that is not
         stored (nothing to compare) and an empty ``tolerances`` (nothing compared)."""
+        return self.retrain(config, data, seed, tolerances, **run_kwargs)[1]
+
+    def retrain(self, config: ex.RunConfig, data, seed: int, tolerances: dict[str, Tolerance],
+                **run_kwargs):
+        """:meth:`verify`, also returning the retrained model: (model, problems). A notebook
+        that needs a stored run's weights (a gallery, a checkpoint) retrains it this way, so the
+        weights it shows are checked against the stored metrics."""
         if not tolerances:
             raise ValueError("verify needs at least one metric to compare")
         stored = self.get(config, seed)
@@ -157,11 +165,11 @@ class RunStore:
         missing = sorted(set(tolerances) - set(stored.metrics))
         if missing:
             raise ValueError(f"the stored run has no {missing}; it reports {sorted(stored.metrics)}")
-        _, _, metrics = ex.run(config, data, seed, **run_kwargs)
+        model, _, metrics = ex.run(config, data, seed, **run_kwargs)
         problems = []
         for name, tolerance in tolerances.items():
             old, new = float(stored.metrics[name]), float(metrics[name])
             if not tolerance.allows(old, new):
                 problems.append(f"{config.family} seed {seed} {name}: stored {old:.6g}, retrained {new:.6g}, "
                                 f"tolerance {tolerance.describe(old)}")
-        return problems
+        return model, problems

@@ -80,3 +80,11 @@ class Table:
 def show(frame, caption: str, name: str, formats: dict | None = None) -> Table:
     """Display ``frame`` as numbered table ``name`` (cite it as ``{numref}`name```)."""
     return Table(markdown(frame, caption, name, formats), frame)
+
+
+def verdicts(rows, caption: str, name: str) -> Table:
+    """A verdict table: one row per (prediction, reading, verdict, evidence), the verdict in bold
+    so that it reads apart from the text around it."""
+    frame = pd.DataFrame([(p, r, f"**{v}**", e) for p, r, v, e in rows],
+                         columns=["prediction", "reading", "verdict", "evidence"])
+    return show(frame, caption, name)
