@@ -137,3 +137,15 @@ def test_stored_per_seed_runs_are_judged_as_the_rule_says():
     assert J.verdict(J.ratio_interval(a * c * (1 + 1e-9), b), "less", t) == "inconclusive"
     c = t / base.low
     assert J.verdict(J.ratio_interval(a * c * (1 + 1e-9), b), "less", t) == "failed"
+
+
+def test_parts_of_one_prediction_combine_like_the_points_of_a_curve():
+    held = J.judge(J.mean_interval([0.01, 0.011, 0.012]), "less", 0.05)
+    failed = J.judge(J.mean_interval([0.5, 0.51, 0.49]), "less", 0.05)
+    unsure = J.judge(J.mean_interval([0.01, 0.09, 0.05]), "less", 0.05)
+    assert J.combine({"a": held, "b": held}).verdict == "held"
+    assert J.combine({"a": failed, "b": failed}).verdict == "failed"
+    assert J.combine({"a": held, "b": failed}).verdict == "partly held"
+    assert J.combine({"a": held, "b": unsure}).verdict == "inconclusive"
+    both = J.combine({"redundancy": held, "dead": failed})
+    assert set(both.intervals) == {"redundancy", "dead"} and both.seeds == 3

@@ -163,8 +163,8 @@ def test_a_judged_verdict_stores_its_decision_data_and_must_reproduce_exactly(tm
 
     def made(shift):
         rec = Record("judged", {"epochs": 3})
-        j = J.judge_points({"p": J.difference_interval(np.array([0.5, 0.52, 0.51]) + shift, [0.4, 0.41, 0.39])},
-                           "greater", 0.0)
+        interval = J.difference_interval(np.array([0.5, 0.52, 0.51]) + shift, [0.4, 0.41, 0.39])
+        j = J.judge_points({"p": interval}, "greater", 0.0)
         rec.judged("claim", j, "evidence", )
         return rec
 
@@ -200,3 +200,27 @@ def test_a_spread_takes_the_larger_of_its_band_and_its_floor_never_the_sum():
     assert wide_band.width(1.0) == pytest.approx(3 * 0.3 * math.sqrt(2 / 3))
     narrow_band = Tolerance.spread(sd=1e-4, n=3, floor=floor, at=1.0)           # band 2.4e-4 < floor 0.021
     assert narrow_band.width(1.0) == pytest.approx(0.021)
+
+
+def test_a_point_near_its_threshold_may_turn_inconclusive_elsewhere_and_only_then(tmp_path, monkeypatch):
+    """A re-execution on another machine moves the seeds a little: a point whose interval edge lay
+    within its half-width plus its stated slack of the threshold may become inconclusive; a point
+    far from it may not, and neither may turn from held to failed."""
+    from dfsae.paper import judgement as J
+
+    monkeypatch.delenv(R.REQUIRE_COMPARISON, raising=False)
+
+    def made(a, slack=0.0):
+        rec = Record("near", {"epochs": 3})
+        rec.judged("claim", J.judge(J.mean_interval(a), "greater", 0.0, "p", slack=slack), "evidence")
+        return rec
+
+    stored_notebook(tmp_path, made([0.006, 0.008, 0.010]))                 # held, low edge 0.003 < half 0.005
+    assert "within tolerance" in made([0.0, 0.012, 0.02]).finish(tmp_path)  # now inconclusive: allowed
+    with pytest.raises(ReproductionError, match="verdict stored 'held'"):
+        made([-0.03, -0.02, -0.025]).finish(tmp_path)                       # failed: never allowed
+    stored_notebook(tmp_path, made([1.0, 1.01, 1.02]))                      # far above 0
+    with pytest.raises(ReproductionError):
+        made([-0.5, 0.5, 1.0]).finish(tmp_path)                             # inconclusive: not allowed
+    stored_notebook(tmp_path, made([1.0, 1.01, 1.02], slack=1.5))           # ... unless its slack says so
+    assert "within tolerance" in made([-0.5, 0.5, 1.0], slack=1.5).finish(tmp_path)

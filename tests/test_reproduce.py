@@ -149,7 +149,9 @@ def test_sigterm_removes_the_temporary_notebook(tmp_path):
 BOOK_PARAMETERS = {"05_1_identity": {"train_epochs": "20", "seeds": "[0]", "device": "'cpu'",
                                      "n_samples": "512"},
                    "05_3_benchmark": {"sweeps": '{"topk": [4, 8, 16]}', "family_options": "{}",
-                                      "stored_runs": "'use'"}}
+                                      "stored_runs": "'use'"},
+                   "05_4_comparison": {"sweeps_by_dim": '{64: {"topk": [4, 8, 16]}}',
+                                       "family_options_by_dim": "{}"}}
 
 
 @pytest.mark.parametrize("name,value,message", [
@@ -162,6 +164,9 @@ BOOK_PARAMETERS = {"05_1_identity": {"train_epochs": "20", "seeds": "[0]", "devi
     ("sweeps", {"decoder_free": [1.0, 10.0, 100.0]}, "swept by `balances`"),
     ("sweeps", {"lasso": [1.0, 2.0, 3.0]}, "unknown family 'lasso'"),
     ("family_options", {"jumprelu": {"bandwith": 0.01}}, r"unknown option\(s\) \['bandwith'\]"),
+    ("sweeps_by_dim", {"sixty-four": {"topk": [4, 8, 16]}}, "not a dictionary size"),
+    ("sweeps_by_dim", {64: {"topk": [4, 8]}}, r"sweeps_by_dim\[64\]\['topk'\] must list at least 3"),
+    ("family_options_by_dim", {64: {"jumprelu": {"bandwidth": -1.0}}}, "bandwidth must be a finite number"),
     ("stored_runs", "append", "unknown stored_runs .append.; choose one of"),
 ])
 def test_the_notebooks_own_rules_refuse_values_before_any_kernel(name, value, message):

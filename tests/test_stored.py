@@ -123,8 +123,8 @@ def test_the_code_version_is_a_hash_of_the_sources():
 
 def test_extend_trains_what_the_reference_lacks_into_the_reference(tmp_path, small, monkeypatch):
     ref = tmp_path / "reference"
-    S.RunStore(ref, tmp_path / "work", "small", mode="extend").grid(POINTS[:1], small, seeds=[0], progress=False,
-                                                                     **BUDGET)
+    store = S.RunStore(ref, tmp_path / "work", "small", mode="extend")
+    store.grid(POINTS[:1], small, seeds=[0], progress=False, **BUDGET)
     assert len(list(ref.iterdir())) == 1 and not (tmp_path / "work").exists()
     monkeypatch.setattr(ex, "run", no_training)                      # the stored one is read, not retrained
     again = S.RunStore(ref, tmp_path / "work", "small", mode="extend").grid(POINTS[:1], small, seeds=[0],
@@ -132,3 +132,16 @@ def test_extend_trains_what_the_reference_lacks_into_the_reference(tmp_path, sma
     assert again.stored.all()
     with pytest.raises(ValueError, match="mode"):
         S.RunStore(ref, tmp_path / "work", "small", mode="append")
+
+
+def test_prune_removes_the_reference_runs_no_longer_asked_for(tmp_path, small):
+    ref = tmp_path / "reference"
+    S.RunStore(ref, tmp_path / "work", "small", mode="extend").grid(POINTS, small, seeds=[0], progress=False,
+                                                                     **BUDGET)
+    assert len(list(ref.glob("*.json"))) == 2
+    store = S.RunStore(ref, tmp_path / "work", "small", mode="extend")
+    store.grid(POINTS[1:], small, seeds=[0], progress=False, **BUDGET)
+    removed = store.prune()
+    assert len(removed) == 1 and len(list(ref.glob("*.json"))) == 1
+    with pytest.raises(ValueError, match="only with mode"):
+        S.RunStore(ref, tmp_path / "work", "small").prune()

@@ -40,3 +40,12 @@ def test_show_renders_markdown_for_the_book():
     shown = tables.show(pd.DataFrame({"v": [1]}), "c", "tab-c")
     assert shown._repr_markdown_().startswith("```{table}")
     assert repr(shown) == shown._repr_markdown_()           # plain text is formatted, not raw floats
+
+
+def test_a_verdict_table_sets_the_verdict_apart():
+    from dfsae.paper import tables
+
+    rows = [("comparable", "energy", "failed", "ratio 4.2 [3.6, 5.0]")]
+    src = tables.verdicts(rows, "Verdicts.", "tab-v").source
+    assert "| comparable | energy | **failed** | ratio 4.2 [3.6, 5.0] |" in src
+    assert "| prediction | reading | verdict | evidence |" in src

@@ -27,6 +27,13 @@ from ..training import OPTIMIZERS, train
 from . import numbers
 
 
+def knob_label(family: str, value) -> str:
+    """How tables and legends name a sweep point: the family's title and its knob's value, e.g.
+    "TopK SAE, k=16" or "standard SAE (L1), λ=0.3"."""
+    spec = families.family(family)
+    return f"{spec.title}, {'k' if spec.knob == 'k' else 'λ'}={value:g}"
+
+
 def build(family: str, input_dim: int, hidden_dim: int, seed: int, **options):
     """A freshly initialised (model, objective) pair of ``family`` (:data:`dfsae.families.FAMILIES`)
     with the family's ``options`` (its config's fields, e.g. ``lambda_var``, ``k``, ``l1_coefficient``);

@@ -141,6 +141,17 @@ def curve_summary(margins: pd.Series, tolerances: pd.Series, threshold: float = 
 
 
 # -- frontiers with seeds ----------------------------------------------------------------------
+def _best_family(baselines: pd.DataFrame, per_seed, family: str, seed: str) -> tuple[str | None, np.ndarray]:
+    """The family whose per-seed values (``per_seed(rows of one seed)``) have the lowest mean,
+    among those where every seed gives a finite value, and those values; (None, empty) if none."""
+    best, best_values = None, np.array([])
+    for fam, g in baselines.groupby(family, sort=True):
+        values = np.array([per_seed(s) for _, s in g.groupby(seed, sort=True)])
+        if len(values) and np.isfinite(values).all() and (best is None or values.mean() < best_values.mean()):
+            best, best_values = fam, values
+    return best, best_values
+
+
 def seeded_frontier(baselines: pd.DataFrame, l0: float, x: str = "l0", y: str = "fvu",
                     family: str = "family", seed: str = "seed") -> tuple[str | None, np.ndarray]:
     """The best baseline family at sparsity ``l0`` and its frontier there once per seed.
@@ -149,12 +160,7 @@ def seeded_frontier(baselines: pd.DataFrame, l0: float, x: str = "l0", y: str = 
     n seeds per sweep point gives n independent frontier values at ``l0``. The best family is the
     one with the lowest mean of these; a family is eligible only where every seed's sweep reaches
     that sparsity. Returns (family, values), or (None, empty) when no family is that sparse."""
-    best, best_values = None, np.array([])
-    for fam, g in baselines.groupby(family, sort=True):
-        values = np.array([frontier_at(l0, s[x], s[y])[0] for _, s in g.groupby(seed, sort=True)])
-        if len(values) and np.isfinite(values).all() and (best is None or values.mean() < best_values.mean()):
-            best, best_values = fam, values
-    return best, best_values
+    return _best_family(baselines, lambda s: frontier_at(l0, s[x], s[y])[0], family, seed)
 
 
 def seeded_sparsity(baselines: pd.DataFrame, target_fvu: float, x: str = "l0", y: str = "fvu",
@@ -162,12 +168,7 @@ def seeded_sparsity(baselines: pd.DataFrame, target_fvu: float, x: str = "l0", y
     """The baseline family that reaches ``target_fvu`` with the fewest active units, and that
     count once per seed (:func:`sparsity_at` on seed s's sweep); a family is eligible only when
     every seed's sweep reaches that FVU. (None, empty) when none does."""
-    best, best_values = None, np.array([])
-    for fam, g in baselines.groupby(family, sort=True):
-        values = np.array([sparsity_at(target_fvu, s[x], s[y])[0] for _, s in g.groupby(seed, sort=True)])
-        if len(values) and np.isfinite(values).all() and (best is None or values.mean() < best_values.mean()):
-            best, best_values = fam, values
-    return best, best_values
+    return _best_family(baselines, lambda s: sparsity_at(target_fvu, s[x], s[y])[0], family, seed)
 
 
 def ratio_intervals(points: pd.DataFrame, baselines: pd.DataFrame, reading: str = "energy",
@@ -255,8 +256,10 @@ def knob_for_l0(knobs, l0s, target: float) -> float:
     if (k <= 0).any() or (l0 <= 0).any():
         raise ValueError("knobs and l0s must be positive (they are interpolated on a log scale)")
     order = np.argsort(l0)
-    if not (np.diff(k[order]) != 0).all() or not (np.all(np.diff(k[order]) < 0) or np.all(np.diff(k[order]) > 0)):
-        raise ValueError(f"L0 is not monotone in the knob along this sweep: knobs {k.tolist()}, L0 {l0.tolist()}")
+    steps = np.diff(k[order])
+    if not (np.all(steps < 0) or np.all(steps > 0)):
+        raise ValueError(f"L0 is not monotone in the knob along this sweep: knobs {k.tolist()}, "
+                         f"L0 {l0.tolist()}")
     if not l0.min() <= target <= l0.max():
         raise ValueError(f"target L0 {target:g} lies outside the sweep's range [{l0.min():g}, {l0.max():g}]; "
                          "widen the sweep rather than extrapolate")

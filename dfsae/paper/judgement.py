@@ -31,7 +31,7 @@ predictions; what a re-execution on another machine may move is a different ques
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -43,6 +43,7 @@ VERDICTS = ("held", "failed", "inconclusive", "partly held")
 KINDS = ("greater", "less", "within")
 DETERMINISTIC = ("parameter count", "the identity ∂L_LSE/∂E = softmax(−E)")
 """The only quantities judged without seeds: exact computations that no seed can change."""
+PARAMETER_COUNT, IDENTITY = DETERMINISTIC
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,9 @@ class Judgement:
 
     ``intervals`` maps each judged point (one entry for a single comparison) to its interval and
     its own verdict; ``seeds`` is the fewest replicates per condition behind any of them
-    (``None`` for an exact computation, ``deterministic=True``)."""
+    (``None`` for an exact computation, ``deterministic=True``). ``points`` keeps, per label, the
+    threshold the point was judged against and its ``slack``: how far its estimate may move on a
+    re-execution elsewhere (a reproduction tolerance, used only by that check, never here)."""
 
     verdict: str
     kind: str
@@ -178,6 +181,7 @@ class Judgement:
     intervals: dict
     seeds: int | None
     deterministic: bool = False
+    points: dict = field(default_factory=dict)
 
     def as_entry(self) -> dict:
         """The decision data a record stores: verdict, seeds (or deterministic), rule, intervals."""
@@ -185,7 +189,7 @@ class Judgement:
                  "threshold": list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold,
                  "intervals": {label: {"estimate": i.estimate, "low": i.low, "high": i.high,
                                        "confidence": i.confidence, "seeds": list(i.seeds),
-                                       "method": i.method, "verdict": v}
+                                       "method": i.method, "verdict": v, **_point(self.points.get(label))}
                                for label, (i, v) in self.intervals.items()}}
         if self.deterministic:
             entry["deterministic"] = True
@@ -194,13 +198,23 @@ class Judgement:
         return entry
 
 
-def judge(interval: Interval, kind: str, threshold, label: str = "") -> Judgement:
-    """The :class:`Judgement` of one interval against one prediction (:func:`verdict`)."""
+def _point(point) -> dict:
+    if point is None:
+        return {}
+    t = point["threshold"]
+    return {"threshold": list(t) if isinstance(t, tuple) else t, "slack": point["slack"]}
+
+
+def judge(interval: Interval, kind: str, threshold, label: str = "", slack: float = 0.0) -> Judgement:
+    """The :class:`Judgement` of one interval against one prediction (:func:`verdict`). ``slack``
+    is how far the estimate may move when the notebook is re-executed on another machine (see
+    :class:`Judgement`)."""
     v = verdict(interval, kind, threshold)
-    return Judgement(v, kind, threshold, {label: (interval, v)}, min(interval.seeds))
+    return Judgement(v, kind, threshold, {label: (interval, v)}, min(interval.seeds),
+                     points={label: {"threshold": threshold, "slack": float(slack)}})
 
 
-def judge_points(intervals: dict, kind: str, threshold) -> Judgement:
+def judge_points(intervals: dict, kind: str, threshold, slack: float = 0.0) -> Judgement:
     """One verdict over the points of a curve, each judged on its own interval (``{label:
     Interval}``): held or failed when every point is, partly held when some held and some failed,
     otherwise inconclusive. Refuses an empty curve (there is nothing to judge)."""
@@ -211,7 +225,8 @@ def judge_points(intervals: dict, kind: str, threshold) -> Judgement:
     words = {v for _, v in each.values()}
     combined = (words.pop() if len(words) == 1 and words <= {"held", "failed"} else
                 "partly held" if {"held", "failed"} <= words else "inconclusive")
-    return Judgement(combined, kind, threshold, each, min(min(i.seeds) for i in intervals.values()))
+    return Judgement(combined, kind, threshold, each, min(min(i.seeds) for i in intervals.values()),
+                     points={label: {"threshold": threshold, "slack": float(slack)} for label in intervals})
 
 
 def exact(name: str, holds: bool, estimate: float | None = None) -> Judgement:
@@ -227,7 +242,8 @@ def counts(judgement: Judgement) -> str:
     words = [v for _, v in judgement.intervals.values()]
     n = len(words)
     parts = [f"{w} at {words.count(w)}" for w in VERDICTS if words.count(w)]
-    return f"{parts[0]} of {n} point{'s' if n != 1 else ''}" + ("" if len(parts) == 1 else ", " + ", ".join(parts[1:]))
+    head = f"{parts[0]} of {n} point{'s' if n != 1 else ''}"
+    return head if len(parts) == 1 else head + ", " + ", ".join(parts[1:])
 
 
 def describe(judgement: Judgement, fmt: str = ".2f", suffix: str = "", notes: dict | None = None) -> str:
@@ -241,3 +257,23 @@ def describe(judgement: Judgement, fmt: str = ".2f", suffix: str = "", notes: di
         where = f"{label}: " if label else ""
         parts.append(f"{where}{i.estimate:{fmt}}{suffix} [{i.low:{fmt}}, {i.high:{fmt}}]{note}, {v}")
     return f"{level} intervals: " + "; ".join(parts) if parts else "no point judged"
+
+
+def combine(parts: dict) -> Judgement:
+    """One verdict from several judgements that together make one prediction (e.g. "no unit dead
+    *and* redundancy below 0.05"), by the rule for a curve: held or failed when every part is,
+    partly held when some held and some failed, otherwise inconclusive. The parts' intervals are
+    kept, each under "part: point"."""
+    if not parts:
+        raise ValueError("nothing to combine")
+    words = {j.verdict for j in parts.values()}
+    combined = (words.pop() if len(words) == 1 and words <= {"held", "failed"} else
+                "partly held" if "held" in words and ("failed" in words or "partly held" in words) or
+                words == {"partly held"} else "inconclusive")
+    intervals = {(f"{name}: {label}" if label else name): iv for name, j in parts.items()
+                 for label, iv in j.intervals.items()}
+    points = {(f"{name}: {label}" if label else name): pt for name, j in parts.items()
+              for label, pt in j.points.items()}
+    seeds = [j.seeds for j in parts.values() if not j.deterministic]
+    return Judgement(combined, "all of", None, intervals, min(seeds) if seeds else None,
+                     deterministic=not seeds, points=points)

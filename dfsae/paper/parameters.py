@@ -113,6 +113,19 @@ def _family_options(name, value):
     return value
 
 
+def _family_options_by_dim(name, value):
+    """{K: family_options}: the options (as :func:`_family_options`) at each dictionary size K."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict {{K: {{family: {{option: value}}}}}}, got {value!r}")
+    for k, options in value.items():
+        try:
+            int(k)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: the key {k!r} is not a dictionary size (an integer)") from None
+        _family_options(f"{name}[{k!r}]", options)
+    return value
+
+
 def _existing_file(name, value):
     if not isinstance(value, str) or not Path(value).is_file():
         raise ValueError(f"{name}={value!r} is not a file; run `python benchmarks/decoder_tax.py` "
@@ -149,6 +162,7 @@ PARAMETERS: dict[str, Rule] = {
     "sweeps_by_dim": _sweeps_by_dim,
     "sweep_seeds": _integers(minimum=0),
     "family_options": _family_options,
+    "family_options_by_dim": _family_options_by_dim,
     "stored_runs": _one_of("use", "extend", "refresh"),
     "topk_sweep": _integers(),
     "topk_k": _integer(),

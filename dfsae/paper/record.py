@@ -74,7 +74,8 @@ class Tolerance:
         return cls(basis="exact (does not depend on training)")
 
     @classmethod
-    def spread(cls, sd: float, n: int, k: float = 3.0, floor: Tolerance | None = None, at: float | None = None):
+    def spread(cls, sd: float, n: int, k: float = 3.0, floor: Tolerance | None = None,
+               at: float | None = None):
         """``k·sd·√(2/n)``, the bound on the difference of two means of ``n`` seeds, or the
         ``floor`` if that is wider: the larger of the two, never their sum. ``at`` is the stored
         value the floor's relative part is taken of (without it, the relative part stays
@@ -241,7 +242,8 @@ class Record:
         self.text(f"{name}_evidence", evidence, evidence_tolerance)
         return None
 
-    def judged(self, name: str, judgement, evidence: str, evidence_tolerance: Tolerance | None = None) -> None:
+    def judged(self, name: str, judgement, evidence: str,
+               evidence_tolerance: Tolerance | None = None) -> None:
         """Record a verdict decided by seed statistics (a :class:`dfsae.paper.judgement.Judgement`),
         glued as ``NAME_verdict``, with its decision data — the seeds behind it (or
         ``deterministic``), the printed rule and each interval — and its evidence
@@ -249,8 +251,8 @@ class Record:
         from . import judgement as jm
 
         if not isinstance(judgement, jm.Judgement):
-            raise TypeError(f"{name!r}: a verdict must be a Judgement made by dfsae.paper.judgement from seed "
-                            f"replicates, got {judgement!r}")
+            raise TypeError(f"{name!r}: a verdict must be a Judgement made by dfsae.paper.judgement "
+                            f"from seed replicates, got {judgement!r}")
         if not judgement.deterministic and (judgement.seeds is None or judgement.seeds < jm.MIN_SEEDS):
             raise ValueError(f"{name!r}: judged on {judgement.seeds} seeds; a verdict needs at least "
                              f"{jm.MIN_SEEDS}")
@@ -451,12 +453,12 @@ def compare(stored: dict, new: dict) -> list[str]:
                 if not tol.allows(a, b):
                     problems.append(f"{name} (number {i + 1} of the text): stored {a:g}, new {b:g}, "
                                     f"tolerance {tol.describe(a)}; stored text {old['value']!r}")
-        elif old["kind"] == "verdict" and "rule" in old and (
-                old["value"], old.get("seeds"), _point_verdicts(old)) != (
-                cur["value"], cur.get("seeds"), _point_verdicts(cur)):
+        elif old["kind"] == "verdict" and "rule" in old and not _same_judgement(old, cur):
             problems.append(f"{name}: verdict stored {old['value']!r} on {old.get('seeds')} seeds "
                             f"{_point_verdicts(old)}, new {cur['value']!r} on {cur.get('seeds')} seeds "
-                            f"{_point_verdicts(cur)}")
+                            f"{_point_verdicts(cur)}; a point may turn into or out of 'inconclusive' only "
+                            "where its stored interval lay within its half-width plus its slack of the "
+                            "threshold")
         elif old["kind"] == "verdict" and "rule" not in old and old["value"] != cur["value"]:
             near = old["margin"] is not None and abs(_float(old["margin"])) <= 2 * tol.abs
             if not (near and INCONCLUSIVE in (old["value"], cur["value"])):
@@ -467,3 +469,28 @@ def compare(stored: dict, new: dict) -> list[str]:
 
 def _point_verdicts(entry: dict) -> dict:
     return {label: i.get("verdict") for label, i in entry.get("intervals", {}).items()}
+
+
+def _near_threshold(point: dict) -> bool:
+    """Whether a stored point's interval lay so close to its threshold that a re-execution
+    elsewhere may legitimately decide it differently: an edge within the interval's half-width
+    plus the point's slack (how far its estimate may move on another machine) of a threshold."""
+    t = point.get("threshold")
+    if t is None:
+        return False
+    low, high = _float(point["low"]), _float(point["high"])
+    reach = (high - low) / 2 + float(point.get("slack") or 0.0)
+    return any(min(abs(low - e), abs(high - e)) <= reach for e in (t if isinstance(t, list) else [t]))
+
+
+def _same_judgement(old: dict, new: dict) -> bool:
+    """A judged verdict reproduces when it rests on as many seeds and every point's verdict is the
+    same, except that a point near its threshold (:func:`_near_threshold`) may turn into or out of
+    "inconclusive" (and the verdict over the points with it)."""
+    if old.get("seeds") != new.get("seeds") or set(old["intervals"]) != set(new["intervals"]):
+        return False
+    for label, point in old["intervals"].items():
+        a, b = point["verdict"], new["intervals"][label]["verdict"]
+        if a != b and not ("inconclusive" in (a, b) and _near_threshold(point)):
+            return False
+    return True

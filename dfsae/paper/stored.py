@@ -31,6 +31,14 @@ from . import experiments as ex
 from .record import RESULT_NEUTRAL, Tolerance
 
 MODES = ("use", "extend", "refresh")
+
+ONE_SEED = Tolerance.relative(0.1, 0.005, "one seed retrained on another machine: 10 %")
+RETRAIN_TOLERANCES = {"l0": Tolerance.relative(0.1, 0.5, "one seed: 10 % or half a unit"),
+                      "fvu_linear": ONE_SEED, "probe_acc": Tolerance.absolute(0.02, "one seed: 0.02"),
+                      "dead": Tolerance.count(3, 0.05)}
+"""What a stored run of one seed may move when it is retrained on another machine, for the
+metrics every family reports (add the family's own reconstruction, e.g. ``fvu_own``, with
+:data:`ONE_SEED`): reproduction tolerances, which no verdict uses."""
 FORMAT = 1
 
 
@@ -82,6 +90,7 @@ class RunStore:
         self.dataset = dataset
         self.mode = validation.choice("mode", mode, MODES)
         self.trained: list[str] = []        # keys trained (not read) by this store
+        self.used: set[str] = set()          # keys asked for (read or trained)
 
     def _path(self, folder: Path, key: str) -> Path:
         return folder / f"{key}.json"
@@ -105,6 +114,7 @@ class RunStore:
 
     def run(self, config: ex.RunConfig, data, seed: int, **run_kwargs) -> StoredRun:
         """The stored run, or train, evaluate and store it (as soon as it finishes)."""
+        self.used.add(run_key(config, seed, self.dataset))
         found = None if self.mode == "refresh" else self.get(config, seed)
         if found is not None:
             return found
@@ -142,6 +152,18 @@ class RunStore:
         frame = pd.DataFrame(rows)
         frame.attrs["runs"] = {p["label"]: c.as_dict() for p, c in zip(points, configs, strict=True)}
         return frame
+
+    def prune(self) -> list[Path]:
+        """Delete the reference's runs this store was not asked for, after a sweep has been made
+        or remade (``mode`` "extend" or "refresh"), so that no stale run stays beside the ones a
+        notebook reads; returns the deleted paths. Refused in "use" mode, which never writes the
+        reference."""
+        if self.mode == "use":
+            raise ValueError("prune changes the reference: only with mode='extend' or 'refresh'")
+        stale = [p for p in sorted(self.reference.glob("*.json")) if p.stem not in self.used]
+        for p in stale:
+            p.unlink()
+        return stale
 
     def verify(self, config: ex.RunConfig, data, seed: int, tolerances: dict[str, Tolerance],
                **run_kwargs) -> list[str]:
