@@ -145,3 +145,10 @@ def test_prune_removes_the_reference_runs_no_longer_asked_for(tmp_path, small):
     assert len(removed) == 1 and len(list(ref.glob("*.json"))) == 1
     with pytest.raises(ValueError, match="only with mode"):
         S.RunStore(ref, tmp_path / "work", "small").prune()
+
+
+def test_training_seconds_add_up_the_runs_asked_for(tmp_path, small):
+    store = S.RunStore(tmp_path / "reference", tmp_path / "work", "small")
+    frame = store.grid(POINTS, small, seeds=[0, 1], progress=False, **BUDGET)
+    n, seconds = store.training_seconds()
+    assert n == 4 and seconds == pytest.approx(frame.seconds.sum())

@@ -153,6 +153,18 @@ class RunStore:
         frame.attrs["runs"] = {p["label"]: c.as_dict() for p, c in zip(points, configs, strict=True)}
         return frame
 
+    def training_seconds(self) -> tuple[int, float]:
+        """(number of runs, total training seconds) of every run this store was asked for, as
+        each was measured when it was trained (on whichever machine trained it)."""
+        seconds = []
+        for key in sorted(self.used):
+            for folder in (self.reference, self.working):
+                path = self._path(folder, key)
+                if path.exists():
+                    seconds.append(float(json.loads(path.read_text())["metrics"].get("seconds", 0.0)))
+                    break
+        return len(seconds), float(sum(seconds))
+
     def prune(self) -> list[Path]:
         """Delete the reference's runs this store was not asked for, after a sweep has been made
         or remade (``mode`` "extend" or "refresh"), so that no stale run stays beside the ones a
