@@ -97,13 +97,17 @@ def test_a_session_loses_nothing_and_still_compares(book, tmp_path_factory):
     results = default / "results" / "identity.csv"
     pair = (results.read_bytes(), results.with_suffix(".json").read_bytes())
 
-    # 3. Ctrl-C mid-run: nothing half-written, no lock left.
-    process = reproduce(book, "--only", NAME, wait=False)
-    wait_for(lambda: (default / "results" / ".dfsae-lock").exists())
+    # 3. Ctrl-C mid-run: nothing half-written, no lock left. The run is made long (many epochs) so
+    # that the interrupt lands while it trains, on a fast machine too.
+    before = set((book / "runs").iterdir())
+    process = reproduce(book, "--only", NAME, "-p", "train_epochs", "100000", wait=False, env=trial_env)
+    wait_for(lambda: any((p / "results" / ".dfsae-lock").exists() for p in (book / "runs").iterdir()))
+    (long_run,) = set((book / "runs").iterdir()) - before
     time.sleep(2)                                                   # the kernel is running
     os.killpg(process.pid, signal.SIGINT)
     process.communicate(timeout=120)
     assert process.returncode != 0
+    assert not (long_run / f"{NAME}.ipynb").exists()                # nothing half-written
     assert (default / f"{NAME}.ipynb").read_bytes() == first_run and leftovers(book) == []
 
     # 4. A full disk under the results folder: the run fails naming the file; the pair stays.
