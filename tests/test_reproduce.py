@@ -134,16 +134,18 @@ def test_sigterm_removes_the_temporary_notebook(tmp_path):
 
     from dfsae.files import temporary_beside
 
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         reproduce.stop_cleanly_on_sigterm()
-        with pytest.raises(SystemExit):
-            with temporary_beside(tmp_path / "nb.ipynb", ".ipynb") as tmp:
-                assert tmp.exists()
-                os.kill(os.getpid(), signal.SIGTERM)
-        assert list(tmp_path.iterdir()) == []
+        for signum in previous:                    # kill, and Ctrl-C: both leave nothing behind
+            with pytest.raises(SystemExit):
+                with temporary_beside(tmp_path / "nb.ipynb", ".ipynb") as tmp:
+                    assert tmp.exists()
+                    os.kill(os.getpid(), signum)
+            assert list(tmp_path.iterdir()) == []
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 BOOK_PARAMETERS = {"05_1_identity": {"train_epochs": "20", "seeds": "[0]", "device": "'cpu'",

@@ -103,7 +103,8 @@ def test_a_session_loses_nothing_and_still_compares(book, tmp_path_factory):
     process = reproduce(book, "--only", NAME, "-p", "train_epochs", "100000", wait=False, env=trial_env)
     wait_for(lambda: any((p / "results" / ".dfsae-lock").exists() for p in (book / "runs").iterdir()))
     (long_run,) = set((book / "runs").iterdir()) - before
-    time.sleep(2)                                                   # the kernel is running
+    # Interrupt while a cell runs: after the first cells' outputs are written to the temporary file.
+    wait_for(lambda: any(p.stat().st_size > 20_000 for p in long_run.glob(".*.ipynb")))
     os.killpg(process.pid, signal.SIGINT)
     process.communicate(timeout=120)
     assert process.returncode != 0

@@ -164,12 +164,14 @@ def check_parameters(parameters: dict, declared: dict[str, dict]) -> None:
 
 
 def stop_cleanly_on_sigterm() -> None:
-    """Turn SIGTERM (``kill``, a CI timeout) into ``SystemExit``, so that the temporary notebook
-    files of a run in progress are removed as on Ctrl-C, instead of being left beside the
-    notebooks."""
+    """Turn SIGTERM (``kill``, a CI timeout) and SIGINT (Ctrl-C) into ``SystemExit``, so that
+    the temporary notebook files of a run in progress are removed instead of being left beside
+    the notebooks. (A plain ``KeyboardInterrupt`` can be taken by the notebook client for an
+    interrupt of the running cell, and the run would go on.)"""
     def stop(signum, frame):
         raise SystemExit(128 + signum)
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def _lock_folder(source: Path, declared: dict, use: dict, out: Path) -> Path:
