@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 import sys
 import sysconfig
 import warnings
@@ -146,6 +147,28 @@ def split_documents(names, test_fraction: float = 0.1, salt: str = "dfsae") -> t
         h = int.from_bytes(hashlib.sha256(f"{salt}:{name}".encode()).digest()[:8], "big") / 2**64
         (test if h < fraction else train).append(name)
     return train, test
+
+
+def hash_order(names, salt: str = "dfsae-order") -> list:
+    """``names`` in a fixed pseudo-random order: sorted by the SHA-256 of ``salt`` and the name.
+    Taking the first n tokens of documents in this order samples the whole corpus rather than
+    its alphabetically first pages, and a document keeps its place when others are added."""
+    return sorted(names, key=lambda name: hashlib.sha256(f"{salt}:{name}".encode()).digest())
+
+
+def sentences(texts, n: int, min_chars: int = 40, max_chars: int = 400) -> list[str]:
+    """The first ``n`` sentences of ``texts`` (split after '. ', '? ' or '! ') that are
+    ``min_chars`` to ``max_chars`` characters long, in order. Refused when the texts hold fewer."""
+    n = validation.positive_int("n", n)
+    out = []
+    for text in texts:
+        for s in re.split(r"(?<=[.?!])\s+", text):
+            if min_chars <= len(s) <= max_chars:
+                out.append(s)
+                if len(out) == n:
+                    return out
+    raise ValueError(f"the texts hold only {len(out)} sentences of {min_chars}-{max_chars} characters; "
+                     f"lower n (asked for {n}) or pass more texts")
 
 
 def corpus_info() -> dict:

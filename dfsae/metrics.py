@@ -20,9 +20,12 @@ Conventions (one place, used by every experiment):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
+from . import validation
 from .losses import EPS, centre, decorrelation_loss, variance_loss
 
 
@@ -97,17 +100,41 @@ def optimal_scale(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     return float((x * x_hat).sum()) / denom if denom > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class LinearDecoder:
+    """An affine read-out x̂ = M a + m of a code, fitted by :func:`fit_linear_decoder`: ``coef``
+    is (K + 1, d) float64, M stacked over m. Calling it on codes (n, K) gives x̂ (n, d), float64."""
+
+    coef: torch.Tensor
+
+    def __call__(self, codes: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones(len(codes), 1, dtype=torch.float64, device=codes.device)
+        return torch.cat([codes.double(), ones], 1) @ self.coef
+
+
+def fit_linear_decoder(codes_train, x_train, ridge: float = 1e-6) -> LinearDecoder:
+    """The least-squares affine decoder x̂ = M a + m of ``x_train`` (n, d) from ``codes_train``
+    (n, K); a ridge of ``ridge``·n on the normal equations keeps it well posed when codes are
+    collinear or dead (the bias is ridged too, which at 1e-6 moves nothing measurable)."""
+    codes_train = validation.as_matrix("codes_train", codes_train)
+    x_train = validation.as_matrix("x_train", x_train)
+    if len(codes_train) != len(x_train):
+        raise ValueError(f"codes_train has {len(codes_train)} rows but x_train has {len(x_train)}; "
+                         "pass the codes of the same inputs")
+    ridge = validation.positive_float("ridge", ridge, allow_zero=True)
+    a = torch.cat([codes_train.double(), torch.ones(len(codes_train), 1, dtype=torch.float64)], 1)
+    gram = a.T @ a + ridge * len(a) * torch.eye(a.shape[1], dtype=torch.float64)
+    return LinearDecoder(torch.linalg.solve(gram, a.T @ x_train.double()))
+
+
 def linear_decoder_fvu(codes_train, x_train, codes_test, x_test, ridge: float = 1e-6,
                        return_train: bool = False):
     """FVU on the test set of the least-squares affine decoder x̂ = M a + m fitted on the
-    training codes (a small ridge keeps it well posed when codes are collinear or dead).
-    With ``return_train=True`` returns ``(test FVU, training FVU)``."""
-    a = torch.cat([codes_train.double(), torch.ones(len(codes_train), 1, dtype=torch.float64)], 1)
-    gram = a.T @ a + ridge * len(a) * torch.eye(a.shape[1], dtype=torch.float64)
-    coef = torch.linalg.solve(gram, a.T @ x_train.double())
-    a_test = torch.cat([codes_test.double(), torch.ones(len(codes_test), 1, dtype=torch.float64)], 1)
-    test = fvu(x_test, a_test @ coef)
-    return (test, fvu(x_train, a @ coef)) if return_train else test
+    training codes (:func:`fit_linear_decoder`). With ``return_train=True`` returns
+    ``(test FVU, training FVU)``."""
+    decoder = fit_linear_decoder(codes_train, x_train, ridge)
+    test = fvu(x_test, decoder(codes_test))
+    return (test, fvu(x_train, decoder(codes_train))) if return_train else test
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:

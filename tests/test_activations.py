@@ -183,3 +183,27 @@ def test_the_python_documentation_holds_over_two_million_tokens(minilm):
     docs = activations.python_docs()
     tokens = sum(len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in docs.values())
     assert len(docs) >= 500 and tokens >= 2_000_000
+
+
+def test_hash_order_is_a_fixed_permutation_not_the_sorted_order():
+    names = [f"page{i:03d}.html" for i in range(200)]
+    ordered = activations.hash_order(names)
+    assert sorted(ordered) == names and ordered != names
+    assert activations.hash_order(list(reversed(names))) == ordered        # input order does not matter
+    # a page keeps its place relative to the others when one is removed
+    assert [n for n in ordered if n != "page007.html"] == activations.hash_order(names[:7] + names[8:])
+    assert activations.hash_order(names, salt="other") != ordered
+
+
+def test_sentences_splits_after_end_marks_and_keeps_lengths():
+    text = ("Short one. " + "A sentence that is long enough to be kept here. "
+            + "Is this question long enough to be kept too? " + "x" * 500
+            + ". Tail end of the text that is kept as well!")
+    got = activations.sentences([text], 3)
+    assert got == ["A sentence that is long enough to be kept here.",
+                   "Is this question long enough to be kept too?",
+                   "Tail end of the text that is kept as well!"]
+    with pytest.raises(ValueError, match=r"only 3 sentences.*lower n"):
+        activations.sentences([text], 4)
+    with pytest.raises(ValueError, match="n"):
+        activations.sentences([text], 0)

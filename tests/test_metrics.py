@@ -1,6 +1,7 @@
 import itertools
 
 import numpy as np
+import pytest
 import torch
 
 from dfsae import metrics
@@ -70,3 +71,17 @@ def test_probe_accuracy_separable():
     y = torch.arange(200) % 2
     codes = torch.randn(200, 3, generator=g) + 4 * y[:, None]
     assert metrics.probe_accuracy(codes[:100], y[:100], codes[100:], y[100:]) > 0.95
+
+
+def test_fit_linear_decoder_recovers_an_exact_affine_map_and_checks_rows():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(300, 7, generator=g, dtype=torch.float64)
+    M = torch.randn(7, 4, generator=g, dtype=torch.float64)
+    m = torch.randn(4, generator=g, dtype=torch.float64)
+    decoder = metrics.fit_linear_decoder(a, a @ M + m, ridge=0)
+    assert torch.allclose(decoder.coef[:-1], M, atol=1e-10)
+    assert torch.allclose(decoder.coef[-1], m, atol=1e-10)
+    new = torch.randn(5, 7, generator=g, dtype=torch.float64)
+    assert torch.allclose(decoder(new), new @ M + m, atol=1e-10)
+    with pytest.raises(ValueError, match="codes_train has 300 rows but x_train has 299"):
+        metrics.fit_linear_decoder(a, (a @ M)[:299])

@@ -24,6 +24,23 @@ def no_training(*args, **kwargs):
     raise AssertionError("a stored run was trained again")
 
 
+@pytest.fixture(autouse=True)
+def outside_the_test_suite(monkeypatch):
+    """These tests train missing runs as a reader would; the suite's own guard is tested below."""
+    monkeypatch.delenv("DFSAE_REQUIRE_COMPARISON", raising=False)
+
+
+def test_under_the_test_suite_a_missing_run_is_refused_not_trained(tmp_path, small, monkeypatch):
+    from dfsae.paper.record import ReproductionError
+
+    monkeypatch.setenv("DFSAE_REQUIRE_COMPARISON", "1")
+    monkeypatch.setattr(ex, "run", no_training)
+    store = S.RunStore(tmp_path / "reference", tmp_path / "work", "small")
+    with pytest.raises(ReproductionError, match=r"no stored run of standard with seed 0 on small.*extend"):
+        store.grid(POINTS[:1], small, seeds=[0], progress=False, **BUDGET)
+    assert not (tmp_path / "work").exists()
+
+
 def test_a_grid_is_trained_once_then_read(tmp_path, small, monkeypatch):
     store = S.RunStore(tmp_path / "reference", tmp_path / "work", "small")
     first = store.grid(POINTS, small, seeds=[0, 1], progress=False, **BUDGET)

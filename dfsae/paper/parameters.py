@@ -187,6 +187,8 @@ PARAMETERS: dict[str, Rule] = {
     "n_tokens": _integer(),
     "seq_len": _integer(),
     "posthoc_tokens": _integer(),
+    "test_tokens": _integer(),
+    "fidelity_texts": _integer(minimum=2),
     "features_shown": _integer(),
     "contexts_shown": _integer(),
     "cache_dir": validation.writable_folder,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from .. import validation
 from ..files import atomic_write
 from . import experiments as ex
-from .record import RESULT_NEUTRAL, Tolerance
+from .record import REQUIRE_COMPARISON, RESULT_NEUTRAL, ReproductionError, Tolerance
 
 MODES = ("use", "extend", "refresh")
 
@@ -118,6 +119,12 @@ class RunStore:
         found = None if self.mode == "refresh" else self.get(config, seed)
         if found is not None:
             return found
+        if self.mode == "use" and os.environ.get(REQUIRE_COMPARISON) == "1":
+            raise ReproductionError(
+                f"no stored run of {config.family} with seed {seed} on {self.dataset} (key "
+                f"{run_key(config, seed, self.dataset)}) in {self.reference}: under the test suite a page "
+                "trains only the stated subset it checks, never a sweep. If the data changed (another corpus "
+                "or package version gives another dataset key), remake the store with -p stored_runs extend")
         _, _, metrics = ex.run(config, data, seed, **run_kwargs)
         run = StoredRun(run_key(config, seed, self.dataset), self.dataset, int(seed), config.as_dict(),
                         {k: v.item() if hasattr(v, "item") else v for k, v in metrics.items()},
