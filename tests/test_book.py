@@ -159,3 +159,19 @@ def test_every_figure_and_table_is_cited_in_the_text(html):
         text = main_content(pages[page])
         for label in re.findall(r'<(?:figure|table)[^>]*\bid="((?:fig|tab)-[^"]+)"', text):
             assert f"#{label}" in links, f"{page.name}: {label} is never cited"
+
+
+def test_every_stored_notebook_holds_the_cells_of_its_markdown_pair():
+    """The book renders the .ipynb, readers edit the .md: a change to one that never reached the
+    other would show text (or code) the outputs did not come from."""
+    import jupytext
+
+    def cells(nb):
+        return [(c.cell_type, c.source.strip()) for c in nb.cells
+                if "injected-parameters" not in c.metadata.get("tags", [])]
+
+    for md in sorted((ROOT / "notebooks").glob("*.md")):
+        a, b = cells(jupytext.read(md)), cells(jupytext.read(md.with_suffix(".ipynb")))
+        assert len(a) == len(b), f"{md.name}: {len(a)} cells, its .ipynb {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert x == y, f"{md.name}: cell {i} differs from its .ipynb: {x[1][:80]!r} vs {y[1][:80]!r}"
