@@ -25,6 +25,9 @@ class History:
     seconds: float = 0.0
     compiled: bool = False
     compile_seconds: float = 0.0  # the first step's time beyond a typical step's, when compiled
+    snapshot: dict | None = None  # the model's state after ``snapshot_step`` of ``steps`` steps, if asked
+    snapshot_step: int = 0
+    steps: int = 0
 
     def append(self, sums: dict, n_batches: int) -> None:
         for name, value in sums.items():
@@ -71,9 +74,11 @@ class Plan:
     device: torch.device
     compiled: bool
     shard: dist_stats.Shard
+    snapshot_step: int = 0  # keep a copy of the model after this many steps (0: none)
 
 
-def plan(model, objective, x, *, epochs, batch_size, lr, optimizer, seed, device, drop_last, compile) -> Plan:
+def plan(model, objective, x, *, epochs, batch_size, lr, optimizer, seed, device, drop_last, compile,
+         snapshot_at=None) -> Plan:
     """Check every argument of :func:`train` (raising ``ValueError`` naming the bad one) before any work."""
     if isinstance(objective, type):
         raise ValueError(f"objective must be an instance, got the class {objective.__name__}; "
@@ -96,7 +101,13 @@ def plan(model, objective, x, *, epochs, batch_size, lr, optimizer, seed, device
     shard = dist_stats.Shard.of(batch_size, objective)
     n_batches = n // batch_size if drop_last else -(-n // batch_size)
     compiled = should_compile(compile, model.hidden_dim, epochs * n_batches)
-    return Plan(x, epochs, batch_size, n_batches, lr, optimizer, seed, dev, compiled, shard)
+    snapshot_step = 0
+    if snapshot_at is not None:
+        if isinstance(snapshot_at, bool) or not isinstance(snapshot_at, (int, float)) or not 0 < snapshot_at < 1:
+            raise ValueError(f"snapshot_at must be a fraction of training strictly between 0 and 1 (e.g. 0.9), "
+                             f"got {snapshot_at!r}")
+        snapshot_step = max(1, round(snapshot_at * epochs * n_batches))
+    return Plan(x, epochs, batch_size, n_batches, lr, optimizer, seed, dev, compiled, shard, snapshot_step)
 
 
 def _diverged(loss, epoch: int, batch: int, run: Plan) -> FloatingPointError:
@@ -124,7 +135,7 @@ def _step(model, loss_of, trained, batch, opt, epoch: int, b: int, run: Plan) ->
 
 
 def _epoch(model, objective, loss_of, trained, opt, generator, epoch: int, run: Plan,
-           step_seconds: list) -> tuple:
+           step_seconds: list, history: History) -> tuple:
     """One pass over the data in a fresh order; returns (sum of each term, steps taken)."""
     n = run.x.shape[0]
     order = torch.randperm(n, generator=generator).to(run.device)
@@ -136,6 +147,10 @@ def _epoch(model, objective, loss_of, trained, opt, generator, epoch: int, run: 
         tic = time.perf_counter()
         terms = _step(model, loss_of, trained, batch, opt, epoch, b, run)
         used += 1
+        history.steps += 1
+        if history.steps == run.snapshot_step:
+            history.snapshot = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
+            history.snapshot_step = history.steps
         if run.compiled and len(step_seconds) < 3:
             step_seconds.append(time.perf_counter() - tic)
         for name, value in terms.items():
@@ -144,7 +159,7 @@ def _epoch(model, objective, loss_of, trained, opt, generator, epoch: int, run: 
 
 
 def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer="adam",
-          seed=0, device="cpu", progress=True, drop_last=True, compile=False) -> History:
+          seed=0, device="cpu", progress=True, drop_last=True, compile=False, snapshot_at=None) -> History:
     """Train ``model`` on the rows of ``x`` by minimising ``objective(model, batch)``.
 
     Mini-batches are drawn without replacement from a permutation made by a generator
@@ -169,6 +184,10 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
         Compile the loss (model forward and objective) with ``torch.compile`` before the first
         step; the compilation time is reported as ``History.compile_seconds``. ``"auto"``
         compiles only where it pays off (:func:`should_compile`).
+    snapshot_at : float in (0, 1) or None
+        Keep a copy of the model's state (``History.snapshot``, a state dict on the CPU) after this
+        fraction of the training steps, e.g. 0.9 to measure how much the metrics still change over
+        the last 10 % of training (:func:`dfsae.paper.judgement.convergence`).
 
     Returns
     -------
@@ -182,7 +201,7 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     global batch, so N processes follow the same trajectory as one process would.
     """
     run = plan(model, objective, x, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-               seed=seed, device=device, drop_last=drop_last, compile=compile)
+               seed=seed, device=device, drop_last=drop_last, compile=compile, snapshot_at=snapshot_at)
     model.to(run.device)
     run = dataclasses.replace(run, x=run.x.to(run.device))
     opt = OPTIMIZERS[run.optimizer](model.parameters(), lr=run.lr)
@@ -195,7 +214,7 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     start = time.perf_counter()
     model.train()
     for epoch in tqdm(range(1, run.epochs + 1), desc=type(model).__name__, disable=not progress, leave=False):
-        sums, used = _epoch(model, objective, loss_of, trained, opt, generator, epoch, run, step_seconds)
+        sums, used = _epoch(model, objective, loss_of, trained, opt, generator, epoch, run, step_seconds, history)
         history.append({k: float(v) for k, v in sums.items()}, used)
         history.weight_norm.append(float(model.W.detach().norm()))
     model.eval()

@@ -200,3 +200,33 @@ def test_the_knob_for_an_l0_interpolates_in_logs_and_refuses_to_extrapolate():
         knob_for_l0([0.1, 1.0], [40.0, 10.0], 50.0)
     with pytest.raises(ValueError, match="not monotone"):
         knob_for_l0([0.1, 1.0, 3.0], [40.0, 10.0, 20.0], 15.0)
+
+
+def test_bracketing_names_the_two_sweep_points_around_a_value():
+    import pandas as pd
+
+    from dfsae.paper.frontier import bracketing
+
+    rows = pd.DataFrame({"config": ["a", "a", "b", "b", "c", "c"], "l0": [9, 11, 19, 21, 39, 41.0]})
+    assert bracketing(rows, 25, "l0") == {"b", "c"}
+    assert bracketing(rows, 20, "l0") == {"b"}                       # a point at the value itself
+    assert bracketing(rows, 5, "l0") == {"a"} and bracketing(rows, 50, "l0") == {"c"}
+
+
+def test_bearing_labels_are_the_best_familys_neighbours_of_each_point():
+    import pandas as pd
+
+    from dfsae.paper.frontier import bearing_labels
+
+    # family "good" beats "bad" everywhere; the decoder-free point sits at L0 = 15 and FVU 0.45
+    rows = []
+    for seed in range(3):
+        for fam, shift in (("good", 0.0), ("bad", 0.3)):
+            for label, l0, fvu in (("lo", 5, 0.6), ("mid", 10, 0.5), ("hi", 20, 0.4), ("top", 40, 0.3)):
+                rows.append({"family": fam, "config": f"{fam} {label}", "seed": seed, "l0": l0 + 0.01 * seed,
+                             "fvu": fvu + shift, "fvu_linear": fvu + shift})
+    base = pd.DataFrame(rows)
+    points = pd.DataFrame({"config": ["β=1"] * 3, "seed": range(3), "l0": [15.0] * 3, "l0_similarity": [15.0] * 3,
+                           "effective_components": [15.0] * 3, "fvu_wt_scaled": [0.45, 0.46, 0.44],
+                           "fvu_sim_scaled": [0.45, 0.46, 0.44], "fvu_linear": [0.45, 0.46, 0.44]})
+    assert bearing_labels(points, base) == {"good mid", "good hi"}

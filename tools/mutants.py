@@ -24,9 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FAST_TESTS = ["test_objective.py", "test_decorrelation.py", "test_fused.py", "test_metrics.py", "test_model.py",
               "test_readings.py", "test_families.py", "test_training.py", "test_checkpoint.py",
-              "test_bad_input.py", "test_nothing_lost.py", "test_experiments.py", "test_frontier.py"]
+              "test_bad_input.py", "test_nothing_lost.py", "test_experiments.py", "test_frontier.py",
+              "test_convergence.py"]
 
 L, F, M, T = "dfsae/losses.py", "dfsae/families", "dfsae/metrics.py", "dfsae/training.py"
+J, R = "dfsae/paper/judgement.py", "dfsae/paper/record.py"
 DF, ST, TK, BT, JR, TI, BA = (f"{F}/decoder_free.py", f"{F}/standard.py", f"{F}/topk.py", f"{F}/batchtopk.py",
                               f"{F}/jumprelu.py", f"{F}/tied.py", f"{F}/base.py")
 
@@ -112,6 +114,14 @@ MUTANTS = [  # (name, file, original text, mutated text)
     ("no after_step", T, "    model.after_step()\n    terms[\"total\"] = loss", "    terms[\"total\"] = loss"),
     ("drop_last inverted", T, "n_batches = n // batch_size if drop_last else -(-n // batch_size)",
      "n_batches = -(-n // batch_size) if drop_last else n // batch_size"),
+    ("snapshot one step late", T, "        if history.steps == run.snapshot_step:",
+     "        if history.steps == run.snapshot_step + 1:"),
+    ("snapshot shares storage", T, "history.snapshot = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}",
+     "history.snapshot = {k: v.detach().cpu() for k, v in model.state_dict().items()}"),
+    ("convergence strict", J, "        return abs(self.change) <= self.sd", "        return abs(self.change) < self.sd"),
+    ("convergence unsigned sum", J, "float((final - late).mean())", "float(abs(final - late).mean() * 0 + (final - late).mean() * 0.5)"),
+    ("sd bound of the mean", R, "                    sd_tol = Tolerance.sd_spread(sd, n, k, floor, at=mean)",
+     "                    sd_tol = tol"),
 ]
 
 

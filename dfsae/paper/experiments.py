@@ -94,27 +94,44 @@ class RunConfig:
         return out
 
 
-def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval_data=None, readings=False):
+def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval_data=None, readings=False,
+        late=False):
     """Build, train (on ``data.x_train``) and evaluate one model of ``config`` with ``seed``.
 
     Returns ``(model, history, metrics_dict)``. ``eval_data`` (default ``data``) is the
     dataset :func:`dfsae.metrics.evaluate` reads, e.g. a subsample of the training set for the
     post-hoc decoder when the full one is large. With ``readings=True`` a decoder-free model is
-    also read as similarities and responsibilities (:func:`dfsae.metrics.readings`)."""
+    also read as similarities and responsibilities (:func:`dfsae.metrics.readings`). With
+    ``late=True`` the model is also measured after :data:`dfsae.paper.judgement.LATE` of its training
+    steps, and the metrics of :data:`~dfsae.paper.judgement.CONVERGENCE_METRICS` it reports are added
+    as ``late_<metric>`` (for :func:`dfsae.paper.judgement.convergence`)."""
+    from .judgement import CONVERGENCE_METRICS, LATE, late_name
+
     model, objective = config.build(data.x_train.shape[1], seed)
     history = train(model, objective, data.x_train, epochs=config.epochs, batch_size=config.batch_size,
                     lr=config.lr, optimizer=config.optimizer, seed=seed, device=config.device,
-                    progress=progress)
+                    progress=progress, snapshot_at=LATE if late else None)
     model.cpu()
-    metrics = evaluate(model, data if eval_data is None else eval_data, probe=probe)
-    if readings and model.codes_are_energies:
-        metrics.update(code_readings(model, data if eval_data is None else eval_data))
+    metrics = _measure(model, data if eval_data is None else eval_data, probe, readings)
+    if late:
+        earlier, _ = config.build(data.x_train.shape[1], seed)
+        earlier.load_state_dict(history.snapshot)
+        earlier.eval()
+        before = _measure(earlier, data if eval_data is None else eval_data, probe, readings)
+        metrics.update({late_name(k): before[k] for k in CONVERGENCE_METRICS if k in before})
     metrics["seconds"] = history.seconds
     return model, history, metrics
 
 
+def _measure(model, data, probe, readings) -> dict:
+    metrics = evaluate(model, data, probe=probe)
+    if readings and model.codes_are_energies:
+        metrics.update(code_readings(model, data))
+    return metrics
+
+
 def run_seeds(family: str, data, seeds, label=None, progress=True, probe=True, eval_data=None, readings=False,
-              **settings):
+              late=False, **settings):
     """:func:`run` once per seed of one :class:`RunConfig` (``RunConfig.of(family, **settings)``).
 
     Returns (DataFrame of metrics, {seed: model}, {seed: history}); the frame's
@@ -123,7 +140,8 @@ def run_seeds(family: str, data, seeds, label=None, progress=True, probe=True, e
     config = RunConfig.of(family, **settings)
     rows, models, histories = [], {}, {}
     for seed in tqdm(list(seeds), desc=label, disable=not progress, leave=False):
-        model, history, metrics = run(config, data, seed, probe=probe, eval_data=eval_data, readings=readings)
+        model, history, metrics = run(config, data, seed, probe=probe, eval_data=eval_data, readings=readings,
+                                      late=late)
         rows.append({"config": label, "seed": seed, **metrics})
         models[seed], histories[seed] = model, history
     frame = pd.DataFrame(rows)
@@ -142,7 +160,7 @@ def concat(frames) -> pd.DataFrame:
     return out
 
 
-RUN_ARGUMENTS = ("probe", "eval_data", "readings")  # keywords of run(), not of a RunConfig
+RUN_ARGUMENTS = ("probe", "eval_data", "readings", "late")  # keywords of run(), not of a RunConfig
 
 
 def run_grid(points, data, seeds=(0,), progress=True, desc="grid", **budget):

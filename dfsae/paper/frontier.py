@@ -264,3 +264,35 @@ def knob_for_l0(knobs, l0s, target: float) -> float:
         raise ValueError(f"target L0 {target:g} lies outside the sweep's range [{l0.min():g}, {l0.max():g}]; "
                          "widen the sweep rather than extrapolate")
     return float(np.exp(np.interp(np.log(target), np.log(l0[order]), np.log(k[order]))))
+
+
+# -- which baseline runs a verdict rests on -----------------------------------------------------
+def bracketing(rows: pd.DataFrame, value: float, x: str, by: str = "config") -> set:
+    """The sweep points (``by`` labels) of one family whose mean ``x`` lies nearest ``value`` from
+    below and from above: the points a frontier interpolated at ``value`` is drawn between."""
+    means = rows.groupby(by, sort=False)[x].mean().sort_values()
+    below, above = means[means <= value], means[means >= value]
+    return ({below.index[-1]} if len(below) else set()) | ({above.index[0]} if len(above) else set())
+
+
+def bearing_labels(points: pd.DataFrame, baselines: pd.DataFrame, by: str = "config",
+                   posthoc: bool = True) -> set:
+    """The baseline sweep points that the frontier verdicts of a decoder-free curve rest on: for
+    every point of ``points`` and every reading, the two sweep points of the best family that
+    bracket its L0 (:func:`ratio_intervals`; with ``posthoc``, also through the post-hoc decoders,
+    ``fvu_linear``) and the two that bracket its FVU (:func:`sparsity_intervals`). Their runs are
+    the baseline models whose convergence the verdicts need."""
+    labels = set()
+    for reading, (_, y) in READINGS.items():
+        _, where, _ = ratio_intervals(points, baselines, reading, by=by)
+        for fam, l0 in where.values():
+            labels |= bracketing(baselines[baselines.family == fam], l0, "l0", by)
+        _, where, _ = sparsity_intervals(points, baselines, reading, by=by)
+        for label, fam in where.items():
+            target = float(points.loc[points[by] == label, y].mean())
+            labels |= bracketing(baselines[baselines.family == fam], target, "fvu", by)
+    if posthoc:
+        _, where, _ = ratio_intervals(points, baselines, "energy", fvu="fvu_linear", by=by, base_fvu="fvu_linear")
+        for fam, l0 in where.values():
+            labels |= bracketing(baselines[baselines.family == fam], l0, "l0", by)
+    return labels

@@ -277,3 +277,116 @@ def combine(parts: dict) -> Judgement:
     seeds = [j.seeds for j in parts.values() if not j.deterministic]
     return Judgement(combined, "all of", None, intervals, min(seeds) if seeds else None,
                      deterministic=not seeds, points=points)
+
+
+# -- convergence ------------------------------------------------------------------------------
+LATE = 0.9
+"""The fraction of training steps after which a model is measured a second time: the change of a
+metric between there and the end is its change over the last 10 % of training."""
+CONVERGENCE_METRICS = ("l0", "fvu_own", "fvu_wt_scaled", "fvu_linear", "dead_frac", "probe_acc",
+                       "effective_components", "max_resp", "redundancy_per_pair")
+"""The metrics whose convergence is checked, where a run reports them: the ones verdicts are
+judged on (sparsity, the three reconstructions, dead units, probes, exp H(r), the largest
+responsibility, redundancy)."""
+
+
+def late_name(metric: str) -> str:
+    """The column that holds ``metric`` measured after :data:`LATE` of the training steps."""
+    return f"late_{metric}"
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """How much a metric changed over the last (1 − :data:`LATE`) of training: the mean over seeds
+    of (final − late) value, against the seeds' sd of the final value."""
+
+    metric: str
+    final: float
+    change: float
+    sd: float
+    seeds: int
+
+    @property
+    def converged(self) -> bool:
+        return abs(self.change) <= self.sd
+
+
+def convergence(metric: str, final, late) -> Convergence:
+    """The :class:`Convergence` of one metric from per-seed ``final`` and ``late`` values (paired
+    by seed). It needs at least two seeds: the criterion compares the change with a seed sd."""
+    final, late = _replicates(f"{metric} (final)", final), _replicates(f"{metric} (late)", late)
+    if final.shape != late.shape:
+        raise ValueError(f"{metric}: {len(final)} final values but {len(late)} late ones; they are "
+                         "paired by seed")
+    return Convergence(metric, float(final.mean()), float((final - late).mean()),
+                       float(final.std(ddof=1)), len(final))
+
+
+def convergence_rule() -> str:
+    """The convergence criterion, in the words the book prints, from :data:`LATE`."""
+    tail = f"{1 - LATE:.0%}"
+    return (f"A metric has converged when its change over the last {tail} of the training steps (its "
+            f"value at the end minus its value after {LATE:.0%} of the steps, averaged over the seeds) "
+            "is no larger in magnitude than the standard deviation of its final value across the seeds. "
+            "A result that rests on a metric that has not converged describes the model at this "
+            "training length, not its limit.")
+
+
+METRIC_NAMES = {"l0": "L0", "fvu_own": "FVU (own decoder)", "fvu_wt_scaled": "FVU (c·Wᵀa)",
+                "fvu_linear": "FVU (post-hoc decoder)", "dead_frac": "dead fraction", "probe_acc": "probe accuracy",
+                "effective_components": "exp H(r)", "max_resp": "max r", "redundancy_per_pair": "redundancy per pair"}
+
+
+def convergence_table(frame, by: str = "config", metrics=CONVERGENCE_METRICS):
+    """Every metric's :func:`convergence` per ``by`` group of a results frame with ``late_<metric>``
+    columns (runs made with ``late=True``). Returns ``(table, changes, checks)``: ``table`` has one
+    row per group, with how many of its metrics have converged and, for those that have not, the
+    change and the sd; ``changes`` is the per-seed change (final − late), one column per metric,
+    for a record; ``checks`` is the list of (group, :class:`Convergence`), for counting. A model
+    with a decoder of its own (``fvu_own``) is not checked on ``fvu_wt_scaled``, which no verdict
+    judges it by. A metric a family does not report (or that is undefined, e.g. redundancy with one live unit) is left out
+    of its group; a run measured at the end but not late is refused."""
+    import pandas as pd
+
+    metrics = [m for m in metrics if m in frame.columns and late_name(m) in frame.columns]
+    if not metrics:
+        raise ValueError("the frame has no late_<metric> columns: train its runs with late=True")
+    rows, checks, change_rows = {}, [], []
+    for group, runs in frame.groupby(by, sort=False):
+        done, total, open_ = 0, 0, []
+        own = "fvu_own" in runs and runs.fvu_own.notna().any()
+        for m in metrics:
+            if own and m == "fvu_wt_scaled":  # a model with a decoder is judged by its own reconstruction
+                continue
+            final, late = runs[m].astype(float), runs[late_name(m)].astype(float)
+            lacking = int((final.notna() & late.isna()).sum())
+            if lacking:
+                raise ValueError(f"{group}: {lacking} of its runs lack {late_name(m)}; every run of a group "
+                                 "must be measured late")
+            both = final.notna() & late.notna()
+            if both.sum() < 2:  # not reported by this family, or undefined (e.g. redundancy, one live unit)
+                continue
+            c = convergence(m, final[both], late[both])
+            checks.append((group, c))
+            total += 1
+            done += c.converged
+            if not c.converged:
+                open_.append(f"{METRIC_NAMES.get(m, m)} {c.change:+.3g} (sd {c.sd:.2g})")
+        rows[group] = {"converged": f"{done} of {total}", "not converged: change (sd)": "; ".join(open_) or "–"}
+        for r in runs.to_dict("records"):
+            change_rows.append({by: group, **{m: r[m] - r[late_name(m)] for m in metrics}})
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = by
+    return table, pd.DataFrame(change_rows), checks
+
+
+def convergence_summary(checks, limit: int = 6) -> str:
+    """"11 of 12 (model, metric) pairs have converged; not yet: β=1 exp H(r) (change −3.1, sd 0.42)"."""
+    n, bad = len(checks), [(g, c) for g, c in checks if not c.converged]
+    head = f"{n - len(bad)} of {n} (model, metric) pairs have converged"
+    if not bad:
+        return head
+    shown = "; ".join(f"{g} {METRIC_NAMES.get(c.metric, c.metric)} (change {c.change:+.3g}, sd {c.sd:.2g})"
+                      for g, c in bad[:limit])
+    more = f"; and {len(bad) - limit} more (see the table)" if len(bad) > limit else ""
+    return head + "; not yet: " + shown + more

@@ -128,7 +128,7 @@ def _family_options_by_dim(name, value):
 
 def _existing_file(name, value):
     if not isinstance(value, str) or not Path(value).is_file():
-        raise ValueError(f"{name}={value!r} is not a file; run `python benchmarks/decoder_tax.py` "
+        raise ValueError(f"{name}={value!r} is not a file; run the benchmark that writes it (benchmarks/) "
                          "to create it, or pass the path of a stored benchmark JSON")
     return value
 
@@ -182,6 +182,7 @@ PARAMETERS: dict[str, Rule] = {
     "quality_dims": _integers(),
     "quality_epochs": _integer(),
     "benchmark_file": _existing_file,
+    "gradient_file": _existing_file,
     # the language model
     "layer": _integer(minimum=0),
     "n_tokens": _integer(),

@@ -11,8 +11,8 @@ for each one outside its tolerance.
 
 * Means over seeds get a tolerance from their spread: two means of ``n`` independent runs with
   standard deviation ``sd`` differ by less than ``k·sd·√(2/n)`` (``k = 3``) unless something
-  changed; a standard deviation of a few seeds is itself uncertain by a factor of several, so
-  it is checked within the tolerance of its mean.
+  changed; a standard deviation gets its own bound, a factor from the F distribution of the
+  ratio of two sds of ``n`` seeds (:meth:`Tolerance.sd_spread`), plus its mean's floor.
 * Numbers without a spread (one seed, derived ratios) get a stated relative or absolute bound;
   counts get a stated slack; wall-clock times are machine-dependent and are only checked to
   be finite and positive.
@@ -45,12 +45,14 @@ class ReproductionError(AssertionError):
 @dataclass(frozen=True)
 class Tolerance:
     """A number passes when ``abs(new − stored) ≤ abs + rel·abs(stored)``; with ``machine=True``
-    it is only checked to be finite and positive."""
+    it is only checked to be finite and positive. With ``factor`` f > 1 (a standard deviation,
+    :meth:`sd_spread`) it passes when ``stored/f − w ≤ new ≤ stored·f + w``, w = abs + rel·abs(stored)."""
 
     abs: float = 0.0
     rel: float = 0.0
     basis: str = ""
     machine: bool = False
+    factor: float = 1.0
 
     @classmethod
     def relative(cls, rel: float, abs: float = 0.0, basis: str = "stated relative bound"):
@@ -90,6 +92,25 @@ class Tolerance:
                    basis=f"{k:g}·sd·√(2/n), sd = {sd:.3g} over n = {n} seeds"
                    + (f"; at least {floor.basis}" if floor.basis else ""))
 
+    @classmethod
+    def sd_spread(cls, sd: float, n: int, k: float = 3.0, floor: Tolerance | None = None,
+                  at: float | None = None):
+        """The bound on a standard deviation of ``n`` seeds, its own and not its mean's: two sds
+        s, s' of n seeds from one distribution have (s'/s)² ~ F(n − 1, n − 1), so s' lies within a
+        factor f = √F⁻¹(1 − α/2) of s, α the two-sided tail of ``k`` normal sds (k = 3: 0.27 %).
+        The ``floor`` of its mean, taken at the mean ``at``, is added as an absolute margin, so an
+        sd of zero (every seed equal) may grow by what one seed may move."""
+        from scipy import stats
+
+        if n < 2:
+            raise ValueError(f"an sd needs at least 2 seeds, got n={n}")
+        alpha = 2 * stats.norm.sf(k)
+        factor = math.sqrt(float(stats.f.ppf(1 - alpha / 2, n - 1, n - 1)))
+        margin = (floor or cls()).width(at if at is not None and math.isfinite(at) else 0.0)
+        return cls(abs=margin, factor=factor,
+                   basis=f"an sd of n = {n} seeds: within a factor {factor:.3g} (F({n - 1}, {n - 1}) at "
+                         f"{k:g} sd) plus {margin:.3g}")
+
     def width(self, stored: float) -> float:
         return self.abs + self.rel * abs(stored)
 
@@ -102,11 +123,17 @@ class Tolerance:
             return math.isnan(stored) and math.isnan(new)
         if math.isinf(stored) or math.isinf(new):
             return stored == new
+        if self.factor > 1:
+            w = self.width(stored) * (1 + 1e-9) + 1e-12
+            return stored / self.factor - w <= new <= stored * self.factor + w
         return abs(new - stored) <= self.width(stored) * (1 + 1e-9) + 1e-12
 
     def describe(self, stored) -> str:
         if self.machine:
             return self.basis
+        if self.factor > 1:
+            return (f"[{stored / self.factor - self.width(stored):.3g}, {stored * self.factor + self.width(stored):.3g}] "
+                    f"({self.basis})")
         return f"±{self.width(stored):.3g} ({self.basis})"
 
 
@@ -268,7 +295,7 @@ class Record:
 
         Means are checked within ``k·sd·√(2/n)`` but at least ``floors[column]`` (default
         ``default_floor``; a count column such as ``dead`` wants a slack); groups of one seed
-        get the floor alone; sds within the tolerance of their mean.
+        get the floor alone; sds within their own bound (:meth:`Tolerance.sd_spread`).
         """
         floors = floors or {}
         default_floor = default_floor or Tolerance.relative(0.02, 1e-6, "2 % relative")
@@ -289,11 +316,8 @@ class Record:
                 self._add(f"{name}[{group}].{col}", {"kind": "number", "value": _number(mean),
                                                      "tolerance": asdict(tol)})
                 if n > 1 and math.isfinite(sd):
-                    # With a few seeds an sd is itself uncertain by a factor of several (s²/σ² is
-                    # χ²(n−1)/(n−1)), so it is checked on the scale of its mean's tolerance.
-                    sd_tol = Tolerance(abs=tol.width(mean) if math.isfinite(mean) else floor.abs,
-                                       basis="the tolerance of its mean: with few seeds an sd is itself "
-                                             "uncertain by a factor of several")
+                    # An sd gets its own bound (F-distributed ratio of two sds), not its mean's.
+                    sd_tol = Tolerance.sd_spread(sd, n, k, floor, at=mean)
                     self._add(f"{name}[{group}].{col}.sd", {"kind": "number", "value": _number(sd),
                                                              "tolerance": asdict(sd_tol)})
         return None
@@ -436,7 +460,7 @@ def compare(stored: dict, new: dict) -> list[str]:
         problems.append(f"{name}: reported but not in the stored run")
     for name in [n for n in new if n in stored]:
         old, cur = stored[name], new[name]
-        tol = Tolerance(**{k: _float(v) if k in ("abs", "rel") else v for k, v in old["tolerance"].items()})
+        tol = Tolerance(**{k: _float(v) if k in ("abs", "rel", "factor") else v for k, v in old["tolerance"].items()})
         if old["kind"] != cur["kind"]:
             problems.append(f"{name}: stored as a {old['kind']}, now a {cur['kind']}")
         elif old["kind"] == "number":

@@ -53,6 +53,11 @@ def code_version() -> str:
     return h.hexdigest()[:12]
 
 
+def has_late(run: StoredRun) -> bool:
+    """Whether a stored run was also measured late in training (``late_<metric>`` columns)."""
+    return any(k.startswith("late_") for k in run.metrics)
+
+
 def run_key(config: ex.RunConfig, seed: int, dataset: str) -> str:
     """The hash of everything that determines a run's result: the family's options, the budget
     (not the device, which only says where it runs), the seed and the dataset."""
@@ -117,18 +122,31 @@ class RunStore:
         """The stored run, or train, evaluate and store it (as soon as it finishes)."""
         self.used.add(run_key(config, seed, self.dataset))
         found = None if self.mode == "refresh" else self.get(config, seed)
-        if found is not None:
+        late = bool(run_kwargs.get("late"))
+        if found is not None and (not late or has_late(found)):
             return found
         if self.mode == "use" and os.environ.get(REQUIRE_COMPARISON) == "1":
+            what = "no stored run" if found is None else "no late measurement (convergence) in the stored run"
             raise ReproductionError(
-                f"no stored run of {config.family} with seed {seed} on {self.dataset} (key "
+                f"{what} of {config.family} with seed {seed} on {self.dataset} (key "
                 f"{run_key(config, seed, self.dataset)}) in {self.reference}: under the test suite a page "
                 "trains only the stated subset it checks, never a sweep. If the data changed (another corpus "
                 "or package version gives another dataset key), remake the store with -p stored_runs extend")
         _, _, metrics = ex.run(config, data, seed, **run_kwargs)
+        metrics = {k: v.item() if hasattr(v, "item") else v for k, v in metrics.items()}
+        if found is not None:
+            # A stored run retrained to add its late measurement: its final metrics must be the ones
+            # stored (the same run, on this machine), or the store would silently change.
+            problems = [f"{name}: stored {found.metrics[name]:.6g}, retrained {metrics[name]:.6g}"
+                        for name, tol in {**RETRAIN_TOLERANCES, "fvu_wt_scaled": ONE_SEED}.items()
+                        if name in found.metrics and not tol.allows(float(found.metrics[name]),
+                                                                     float(metrics[name]))]
+            if problems:
+                raise ReproductionError(f"retraining stored run {found.key} to measure its convergence gave "
+                                        "other final metrics than the stored ones (" + "; ".join(problems)
+                                        + "): remake the store with -p stored_runs refresh")
         run = StoredRun(run_key(config, seed, self.dataset), self.dataset, int(seed), config.as_dict(),
-                        {k: v.item() if hasattr(v, "item") else v for k, v in metrics.items()},
-                        code_version(), time.strftime("%Y-%m-%d %H:%M:%S"))
+                        metrics, code_version(), time.strftime("%Y-%m-%d %H:%M:%S"))
         folder = self.working if self.mode == "use" else self.reference
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(self._path(folder, run.key), run.as_json())

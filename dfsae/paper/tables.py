@@ -88,3 +88,44 @@ def verdicts(rows, caption: str, name: str) -> Table:
     frame = pd.DataFrame([(p, r, f"**{v}**", e) for p, r, v, e in rows],
                          columns=["prediction", "reading", "verdict", "evidence"])
     return show(frame, caption, name)
+
+
+def convergence(record, name: str, frame, what: str, table_name: str, by: str = "config",
+                hidden_dim: int | None = None, compact: bool = False) -> Table:
+    """Report the convergence of every run of ``frame`` (made with ``late=True``), captioned as the
+    convergence of ``what`` (e.g. "every configuration"): a table of
+    :func:`dfsae.paper.judgement.convergence_table`, the per-seed changes in ``record`` (under
+    ``name``), the number of (model, metric) pairs that have converged (``{name}_converged`` of
+    ``{name}_pairs``), and two glued sentences, ``{name}_summary`` (what has not converged) and
+    ``{name}_rule`` (the criterion, from the code). A change may move on another machine by what
+    its final value may move: 2 % of it, or a unit's worth of ``dead_frac``."""
+    from myst_nb import glue
+
+    from . import judgement
+    from .record import Tolerance
+
+    table, changes, checks = judgement.convergence_table(frame, by)
+    floors = {m: Tolerance.absolute(0.02 * abs(float(frame[m].mean())) + 1e-9, "2 % of the final value")
+              for m in changes.columns if m != by}
+    if "dead_frac" in floors and hidden_dim:
+        floors["dead_frac"] = Tolerance.absolute(3 / hidden_dim, "three units")
+    record.frame(f"{name}_change", changes, by, floors=floors)
+    done = sum(c.converged for _, c in checks)
+    record.number(f"{name}_converged", done, Tolerance.count(2, 0.1))
+    record.number(f"{name}_pairs", len(checks), Tolerance.exact())
+    glue(f"{name}_summary", judgement.convergence_summary(checks), display=False)
+    glue(f"{name}_rule", judgement.convergence_rule(), display=False)
+    tail = f"{1 - judgement.LATE:.0%}"
+    caption = (f"Convergence of {what}: how many of each model's metrics have converged, and for the others "
+               f"the change over the last {tail} of the training steps (the mean over seeds of the final value "
+               "minus the value there) and the seed sd of the final value, which a converged metric's change "
+               "does not exceed.")
+    if compact:  # a long sweep: only the models with a metric that has not converged
+        keep = table["not converged: change (sd)"] != "–"
+        caption += (f" Only the models with a metric that has not converged are listed: {int(keep.sum())} of "
+                    f"{len(table)}; every metric of the others has converged.")
+        table = table[keep]
+        if table.empty:
+            table = pd.DataFrame({"converged": ["every metric"], "not converged: change (sd)": ["–"]},
+                                 index=pd.Index(["every model"], name=by))
+    return show(table, caption, table_name)
