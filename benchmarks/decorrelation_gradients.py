@@ -106,7 +106,7 @@ def loss_of(name: str, codes, generator, eps: float):
         return decorrelation_loss(codes, eps, "estimate",
                                   probes=torch.eye(k, dtype=codes.dtype, device=codes.device) * k ** 0.5)
     if name.startswith("hutchinson-"):
-        return decorrelation_loss(codes, eps, "estimate", n_probes=int(name.split("-")[1]), generator=generator)
+        return decorrelation_loss(codes, eps, "estimate", n_probes=int(name.split("-")[1]), generator=generator)  # noqa: E501
     if name.startswith("blocks-"):
         return block_decorrelation(codes, int(name.split("-")[1]), generator, eps)
     raise ValueError(f"unknown candidate {name!r}")
@@ -176,7 +176,7 @@ def measure(data: str, k: int, args) -> list[dict]:
         draws = 1 if not (name.startswith("hutchinson") or name.startswith("blocks")) else args.draws
         grads = [gradient(name, generator) for _ in range(draws)]
         mean = torch.stack(grads).mean(0)
-        spread = (statistics.fmean(float((g - mean).pow(2).sum()) for g in grads) if draws > 1 else 0.0) ** 0.5
+        spread = (statistics.fmean(float((g - mean).pow(2).sum()) for g in grads) if draws > 1 else 0.0) ** 0.5  # noqa: E501
         cosines = [float(torch.nn.functional.cosine_similarity(g.flatten(), reference.flatten(), dim=0))
                    for g in grads]
         times = []
@@ -190,7 +190,7 @@ def measure(data: str, k: int, args) -> list[dict]:
                      "relative_bias": float((mean - reference).norm()) / norm,
                      "relative_sd": spread / norm, "cosine": statistics.fmean(cosines),
                      "seconds": statistics.median(times)})
-        print(f"{data:7s} K={k:6d} {name:16s} bias {rows[-1]['relative_bias']:.3g}  sd {rows[-1]['relative_sd']:.3g}"
+        print(f"{data:7s} K={k:6d} {name:16s} bias {rows[-1]['relative_bias']:.3g}  sd {rows[-1]['relative_sd']:.3g}"  # noqa: E501
               f"  cos {rows[-1]['cosine']:.4f}  {rows[-1]['seconds'] * 1e3:.1f} ms", flush=True)
     return rows
 
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     parser.add_argument("--blocks", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--max-exact", type=int, default=4096, help="largest K for the K×K exact form")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "decorrelation_gradients.json"))
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "decorrelation_gradients.json"))  # noqa: E501
     args = parser.parse_args(argv)
     for name in ("batch", "steps", "draws", "repeats", "tokens"):
         if getattr(args, name) < 1 or (name == "batch" and args.batch < 2):
@@ -226,7 +226,7 @@ def main(argv=None) -> int:
     result = {"rows": rows, "arguments": vars(args),
               "machine": {"platform": platform.platform(), "python": sys.version.split()[0],
                           "torch": torch.__version__, "threads": torch.get_num_threads(),
-                          "device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor()}}
+                          "device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor()}}  # noqa: E501
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f, indent=1)
