@@ -103,9 +103,10 @@ def plan(model, objective, x, *, epochs, batch_size, lr, optimizer, seed, device
     compiled = should_compile(compile, model.hidden_dim, epochs * n_batches)
     snapshot_step = 0
     if snapshot_at is not None:
-        if isinstance(snapshot_at, bool) or not isinstance(snapshot_at, (int, float)) or not 0 < snapshot_at < 1:  # noqa: E501
-            raise ValueError(f"snapshot_at must be a fraction of training strictly between 0 and 1 (e.g. 0.9), "  # noqa: E501
-                             f"got {snapshot_at!r}")
+        fraction = not isinstance(snapshot_at, bool) and isinstance(snapshot_at, (int, float))
+        if not (fraction and 0 < snapshot_at < 1):
+            raise ValueError("snapshot_at must be a fraction of training strictly between 0 and 1 "
+                             f"(e.g. 0.9), got {snapshot_at!r}")
         snapshot_step = max(1, round(snapshot_at * epochs * n_batches))
     return Plan(x, epochs, batch_size, n_batches, lr, optimizer, seed, dev, compiled, shard, snapshot_step)
 
@@ -214,7 +215,8 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     start = time.perf_counter()
     model.train()
     for epoch in tqdm(range(1, run.epochs + 1), desc=type(model).__name__, disable=not progress, leave=False):
-        sums, used = _epoch(model, objective, loss_of, trained, opt, generator, epoch, run, step_seconds, history)  # noqa: E501
+        sums, used = _epoch(model, objective, loss_of, trained, opt, generator, epoch, run, step_seconds,
+                            history)
         history.append({k: float(v) for k, v in sums.items()}, used)
         history.weight_norm.append(float(model.W.detach().norm()))
     model.eval()

@@ -27,7 +27,8 @@ def test_the_snapshot_is_the_model_a_run_of_that_many_steps_trains(small):
     x = small.x_train[:200]
     long, short = DecoderFreeSAE(784, 8, seed=3), DecoderFreeSAE(784, 8, seed=3)
     # 200 inputs, batch 50: 4 steps an epoch; 10 epochs, 90 % = 36 steps = 9 whole epochs.
-    h = train(long, DecoderFreeObjective(), x, epochs=10, batch_size=50, seed=5, progress=False, snapshot_at=0.9)  # noqa: E501
+    h = train(long, DecoderFreeObjective(), x, epochs=10, batch_size=50, seed=5, progress=False,
+              snapshot_at=0.9)
     train(short, DecoderFreeObjective(), x, epochs=9, batch_size=50, seed=5, progress=False)
     assert h.steps == 40 and h.snapshot_step == 36
     for name, value in short.state_dict().items():

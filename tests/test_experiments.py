@@ -173,6 +173,7 @@ def test_every_declared_notebook_parameter_has_a_rule_and_its_default_passes():
     for name, source in reproduce.notebooks().items():
         declared = {k: reproduce.parse_value(v) for k, v in reproduce.parameters_of(source).items()}
         assert set(declared) <= set(PARAMETERS), f"{name}: no rule for {set(declared) - set(PARAMETERS)}"
-        paths = ("benchmark_file", "gradient_file", "results_dir", "cache_dir")      # checked against the file system  # noqa: E501
+        # checked against the file system
+        paths = ("benchmark_file", "gradient_file", "results_dir", "cache_dir")
         checked = {k: v for k, v in declared.items() if k not in paths}
         validate_parameters(checked)

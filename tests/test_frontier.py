@@ -226,7 +226,8 @@ def test_bearing_labels_are_the_best_familys_neighbours_of_each_point():
                 rows.append({"family": fam, "config": f"{fam} {label}", "seed": seed, "l0": l0 + 0.01 * seed,
                              "fvu": fvu + shift, "fvu_linear": fvu + shift})
     base = pd.DataFrame(rows)
-    points = pd.DataFrame({"config": ["β=1"] * 3, "seed": range(3), "l0": [15.0] * 3, "l0_similarity": [15.0] * 3,  # noqa: E501
+    points = pd.DataFrame({"config": ["β=1"] * 3, "seed": range(3), "l0": [15.0] * 3,
+                           "l0_similarity": [15.0] * 3,
                            "effective_components": [15.0] * 3, "fvu_wt_scaled": [0.45, 0.46, 0.44],
                            "fvu_sim_scaled": [0.45, 0.46, 0.44], "fvu_linear": [0.45, 0.46, 0.44]})
     assert bearing_labels(points, base) == {"good mid", "good hi"}

@@ -292,7 +292,8 @@ def bearing_labels(points: pd.DataFrame, baselines: pd.DataFrame, by: str = "con
             target = float(points.loc[points[by] == label, y].mean())
             labels |= bracketing(baselines[baselines.family == fam], target, "fvu", by)
     if posthoc:
-        _, where, _ = ratio_intervals(points, baselines, "energy", fvu="fvu_linear", by=by, base_fvu="fvu_linear")  # noqa: E501
+        _, where, _ = ratio_intervals(points, baselines, "energy", fvu="fvu_linear", by=by,
+                                      base_fvu="fvu_linear")
         for fam, l0 in where.values():
             labels |= bracketing(baselines[baselines.family == fam], l0, "l0", by)
     return labels

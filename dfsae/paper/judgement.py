@@ -333,8 +333,9 @@ def convergence_rule() -> str:
 
 
 METRIC_NAMES = {"l0": "L0", "fvu_own": "FVU (own decoder)", "fvu_wt_scaled": "FVU (c·Wᵀa)",
-                "fvu_linear": "FVU (post-hoc decoder)", "dead_frac": "dead fraction", "probe_acc": "probe accuracy",  # noqa: E501
-                "effective_components": "exp H(r)", "max_resp": "max r", "redundancy_per_pair": "redundancy per pair"}  # noqa: E501
+                "fvu_linear": "FVU (post-hoc decoder)", "dead_frac": "dead fraction",
+                "probe_acc": "probe accuracy", "effective_components": "exp H(r)", "max_resp": "max r",
+                "redundancy_per_pair": "redundancy per pair"}
 
 
 def convergence_table(frame, by: str = "config", metrics=CONVERGENCE_METRICS):
@@ -344,8 +345,8 @@ def convergence_table(frame, by: str = "config", metrics=CONVERGENCE_METRICS):
     change and the sd; ``changes`` is the per-seed change (final − late), one column per metric,
     for a record; ``checks`` is the list of (group, :class:`Convergence`), for counting. A model
     with a decoder of its own (``fvu_own``) is not checked on ``fvu_wt_scaled``, which no verdict
-    judges it by. A metric a family does not report (or that is undefined, e.g. redundancy with one live unit) is left out
-    of its group; a run measured at the end but not late is refused."""  # noqa: E501
+    judges it by. A metric a family does not report (or that is undefined, e.g. redundancy with
+    one live unit) is left out of its group; a run measured at the end but not late is refused."""
     import pandas as pd
 
     metrics = [m for m in metrics if m in frame.columns and late_name(m) in frame.columns]
@@ -372,7 +373,8 @@ def convergence_table(frame, by: str = "config", metrics=CONVERGENCE_METRICS):
             done += c.converged
             if not c.converged:
                 open_.append(f"{METRIC_NAMES.get(m, m)} {c.change:+.3g} (sd {c.sd:.2g})")
-        rows[group] = {"converged": f"{done} of {total}", "not converged: change (sd)": "; ".join(open_) or "–"}  # noqa: E501
+        rows[group] = {"converged": f"{done} of {total}",
+                       "not converged: change (sd)": "; ".join(open_) or "–"}
         for r in runs.to_dict("records"):
             change_rows.append({by: group, **{m: r[m] - r[late_name(m)] for m in metrics}})
     table = pd.DataFrame.from_dict(rows, orient="index")

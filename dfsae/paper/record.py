@@ -132,7 +132,8 @@ class Tolerance:
         if self.machine:
             return self.basis
         if self.factor > 1:
-            return (f"[{stored / self.factor - self.width(stored):.3g}, {stored * self.factor + self.width(stored):.3g}] "  # noqa: E501
+            low, high = stored / self.factor - self.width(stored), stored * self.factor + self.width(stored)
+            return (f"[{low:.3g}, {high:.3g}] "
                     f"({self.basis})")
         return f"±{self.width(stored):.3g} ({self.basis})"
 
@@ -460,7 +461,8 @@ def compare(stored: dict, new: dict) -> list[str]:
         problems.append(f"{name}: reported but not in the stored run")
     for name in [n for n in new if n in stored]:
         old, cur = stored[name], new[name]
-        tol = Tolerance(**{k: _float(v) if k in ("abs", "rel", "factor") else v for k, v in old["tolerance"].items()})  # noqa: E501
+        tol = Tolerance(**{k: _float(v) if k in ("abs", "rel", "factor") else v
+                           for k, v in old["tolerance"].items()})
         if old["kind"] != cur["kind"]:
             problems.append(f"{name}: stored as a {old['kind']}, now a {cur['kind']}")
         elif old["kind"] == "number":

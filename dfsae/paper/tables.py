@@ -117,7 +117,8 @@ def convergence(record, name: str, frame, what: str, table_name: str, by: str = 
     glue(f"{name}_rule", judgement.convergence_rule(), display=False)
     tail = f"{1 - judgement.LATE:.0%}"
     caption = (f"Convergence of {what}: how many of each model's metrics have converged, and for the others "
-               f"the change over the last {tail} of the training steps (the mean over seeds of the final value "  # noqa: E501
+               f"the change over the last {tail} of the training steps (the mean over seeds of the final "
+               "value "
                "minus the value there) and the seed sd of the final value, which a converged metric's change "
                "does not exceed.")
     if compact:  # a long sweep: only the models with a metric that has not converged
