@@ -35,7 +35,7 @@ Candidates:
 A candidate whose relative sd is large trains with noisier steps than the exact form, and one with
 a bias trains towards another optimum; either can change the trained model, which only training
 itself (A1's agreement table) decides. Results go to ``--out`` (default
-``benchmarks/decorrelation_gradients.json``, which the book's appendix reads).
+``benchmarks/gradients.json``, which the book's appendix reads).
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     parser.add_argument("--blocks", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--max-exact", type=int, default=4096, help="largest K for the K×K exact form")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "decorrelation_gradients.json"))  # noqa: E501
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "gradients.json"))
     args = parser.parse_args(argv)
     for name in ("batch", "steps", "draws", "repeats", "tokens"):
         if getattr(args, name) < 1 or (name == "batch" and args.batch < 2):

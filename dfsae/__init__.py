@@ -12,7 +12,7 @@ Every SAE family (its config, model and objective) is exported here from its mod
 :mod:`dfsae.families`; :data:`dfsae.FAMILIES` is the registry.
 """
 
-from . import checkpoint, evals, families
+from . import browser, checkpoint, evals, families
 from .data import Dataset, load_activations, load_dataset
 from .families import *  # noqa: F403 (every family's config, model and objective)
 from .families import FAMILIES, family
@@ -23,7 +23,8 @@ from .training import History, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "checkpoint", "evals", "families", "Dataset", "load_activations", "load_dataset", "evaluate", "FAMILIES",
+    "browser", "checkpoint", "evals", "families", "Dataset", "load_activations", "load_dataset", "evaluate",
+    "FAMILIES",
     "family",
     "decorrelation_loss", "lse_loss", "variance_loss", "weight_orthogonality_loss", "History", "train",
     *families.__all__,

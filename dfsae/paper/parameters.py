@@ -144,6 +144,8 @@ PARAMETERS: dict[str, Rule] = {
     "long_epochs": _integer(),
     "train_epochs": _integer(),
     "batch_size": _integer(minimum=2),
+    "batches": _integers(minimum=2),
+    "steps": _integer(),
     "lr": _number(),
     "optimizer": _one_of(*OPTIMIZERS),
     "seed": _integer(minimum=0),
@@ -185,6 +187,9 @@ PARAMETERS: dict[str, Rule] = {
     "gradient_file": _existing_file,
     # the language model
     "layer": _integer(minimum=0),
+    "lm_hidden_dim": _integer(),
+    "lm_batches": _integers(minimum=2),
+    "lm_steps": _integer(),
     "n_tokens": _integer(),
     "seq_len": _integer(),
     "posthoc_tokens": _integer(),
@@ -192,6 +197,7 @@ PARAMETERS: dict[str, Rule] = {
     "fidelity_texts": _integer(minimum=2),
     "features_shown": _integer(),
     "contexts_shown": _integer(),
+    "browser_latents": _integer(),
     "cache_dir": validation.writable_folder,
     # output
     "results_dir": _results_folder,
