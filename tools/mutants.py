@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_TESTS = ["test_objective.py", "test_decorrelation.py", "test_fused.py", "test_metrics.py", "test_model.py",
               "test_readings.py", "test_families.py", "test_training.py", "test_checkpoint.py",
               "test_bad_input.py", "test_nothing_lost.py", "test_experiments.py", "test_frontier.py",
-              "test_convergence.py"]
+              "test_convergence.py", "test_browser.py"]
 
 L, F, M, T = "dfsae/losses.py", "dfsae/families", "dfsae/metrics.py", "dfsae/training.py"
 J, R = "dfsae/paper/judgement.py", "dfsae/paper/record.py"
@@ -114,6 +114,11 @@ MUTANTS = [  # (name, file, original text, mutated text)
     ("no after_step", T, "    model.after_step()\n    terms[\"total\"] = loss", "    terms[\"total\"] = loss"),
     ("drop_last inverted", T, "n_batches = n // batch_size if drop_last else -(-n // batch_size)",
      "n_batches = -(-n // batch_size) if drop_last else n // batch_size"),
+    ("browser ties by lowest responsibility", "dfsae/browser.py", "np.lexsort((np.arange(len(a)), -r[:, j], a))",
+     "np.lexsort((np.arange(len(a)), r[:, j], a))"),
+    ("browser script end unescaped", "dfsae/browser.py", '.replace("</", "<\\\\/")', ""),
+    ("browser random from all rows", "dfsae/browser.py", "rows = np.flatnonzero(active)",
+     "rows = np.arange(len(a))"),
     ("snapshot one step late", T, "        if history.steps == run.snapshot_step:",
      "        if history.steps == run.snapshot_step + 1:"),
     ("snapshot shares storage", T, "history.snapshot = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}",
