@@ -96,8 +96,9 @@ def shrinkage(x: torch.Tensor, x_hat: torch.Tensor) -> dict:
 def k_sparse_probe(codes_train, y_train, codes_test, y_test, k: int, max_iter: int = 1000) -> dict:
     """k-sparse probing of a binary property: the ``k`` latents with the largest
     abs(mean code on positives − mean code on negatives) in the training set (ties: lower index),
-    then a logistic regression on their standardised codes alone. Returns ``accuracy`` on the test
-    set, ``balanced_accuracy`` and the chosen ``latents``."""
+    then a logistic regression on their standardised codes alone, its classes weighted by their
+    inverse frequency (so that a rare property is not predicted away). Returns ``accuracy`` on the
+    test set, ``balanced_accuracy`` and the chosen ``latents``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.pipeline import make_pipeline
@@ -115,7 +116,7 @@ def k_sparse_probe(codes_train, y_train, codes_test, y_test, k: int, max_iter: i
     k = validation.Integer(1, a_train.shape[1]).check("k", k)
     gap = np.abs(a_train[y_train].mean(0) - a_train[~y_train].mean(0))
     latents = np.argsort(-gap, kind="stable")[:k]
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, class_weight="balanced"))
     with threadpool_limits(limits=1):
         probe.fit(a_train[:, latents], y_train)
         predicted = probe.predict(a_test[:, latents])

@@ -48,6 +48,17 @@ def test_k_sparse_probe_finds_the_latent_that_carries_the_property():
         evals.k_sparse_probe(codes, y, codes, y, k=11)
 
 
+def test_k_sparse_probe_does_not_predict_a_rare_property_away():
+    # 5 % positives and a latent that shifts by one noise sd: an unweighted logistic regression
+    # predicts "negative" everywhere (balanced accuracy 0.5); the class-weighted one finds the shift.
+    # The closed form for a threshold at the midpoint of two unit normals 1 apart: Φ(0.5) ≈ 0.69.
+    rng = np.random.default_rng(1)
+    y = rng.random(20000) < 0.05
+    codes = np.stack([y + rng.standard_normal(20000), rng.standard_normal(20000)], axis=1)
+    got = evals.k_sparse_probe(codes[:10000], y[:10000], codes[10000:], y[10000:], k=1)
+    assert got["latents"] == [0] and abs(got["balanced_accuracy"] - 0.69) < 0.03
+
+
 def test_fidelity_recovered_and_neighbour_retention_by_hand():
     assert evals.fidelity_recovered(0.4, 0.1) == pytest.approx(0.75)
     assert evals.fidelity_recovered(0.4, 0.4) == 0.0 and evals.fidelity_recovered(0.4, 0.0) == 1.0
