@@ -175,3 +175,51 @@ def test_every_stored_notebook_holds_the_cells_of_its_markdown_pair():
         assert len(a) == len(b), f"{md.name}: {len(a)} cells, its .ipynb {len(b)}"
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert x == y, f"{md.name}: cell {i} differs from its .ipynb: {x[1][:80]!r} vs {y[1][:80]!r}"
+
+
+# Pages where code names belong: the library's reference and the reproduction commands.
+CODE_PAGES = {"99_reproduce.html"}
+SNAKE = re.compile(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b")
+NOT_CODE = {"x86_64"}   # a processor's name, as the machine reports it
+
+
+def prose(page):
+    """The page's running text: code cells (input and output), literal blocks, math, tables of
+    numbers and cross-references to the API removed."""
+    text = main_content(page)
+    for block in (r'<div class="cell_input.*?</div>\s*</div>', r"<pre.*?</pre>",
+                  r'<div class="highlight.*?</div>', r'<span class="math.*?</span>', r"<table.*?</table>",
+                  r'<div class="math.*?</div>', r"\\\(.*?\\\)", r"\\\[.*?\\\]", r"\$\$.*?\$\$",
+                  r'<code class="xref.*?</code>', r'<a class="reference external".*?</a>'):
+        text = re.sub(block, " ", text, flags=re.S)
+    return text
+
+
+def test_no_code_names_in_the_prose(html):
+    """The reader's names, not the code's: no code-formatted snake_case identifier or papermill flag
+    in running text, and no snake_case word in plain text (a glued string that leaks a variable
+    name), on every page but the reproduction page."""
+    found = {}
+    for page in content_pages(html):
+        if page.name in CODE_PAGES:
+            continue
+        text = prose(page)
+        codes = re.findall(r'<code class="docutils literal.*?</code>', text, re.S)
+        literals = [re.sub(r"<[^>]+>", "", c) for c in codes]
+        bad = [c for c in literals if SNAKE.search(c) or c.startswith("-p ")]
+        plain = re.sub(r'<code class="docutils literal.*?</code>', " ", text, flags=re.S)
+        plain = re.sub(r"<[^>]+>", " ", plain)
+        bad += [w for w in SNAKE.findall(plain) if w not in NOT_CODE]
+        if bad:
+            found[page.name] = sorted(set(bad))
+    assert not found, f"code names in the prose: {found}"
+
+
+def test_the_reference_list_is_labelled_as_the_text_cites(html):
+    """Author–year in the text, so author–year in the list ("Gao et al., 2024"), not alpha keys."""
+    page = (html / "references.html").read_text()
+    labels = [re.sub(r"<[^>]+>", "", label).strip("[] \n")
+              for label in re.findall(r'<span class="label">(.*?)</span>\s*<p>', page, re.S)]
+    assert labels, "no reference list found"
+    for label in labels:
+        assert re.fullmatch(r"[A-Z][\w\- ]+( et al\.| and [A-Z][\w\- ]+)?, \d{4}[a-z]?", label), label

@@ -49,3 +49,12 @@ def test_a_verdict_table_sets_the_verdict_apart():
     src = tables.verdicts(rows, "Verdicts.", "tab-v").source
     assert "| comparable | energy | **failed** | ratio 4.2 [3.6, 5.0] |" in src
     assert "| prediction | reading | verdict | evidence |" in src
+
+
+def test_a_collapsed_table_is_the_same_table_inside_a_dropdown_with_its_finding():
+    frame = pd.DataFrame({"token": ["a", "b"], "count": [3, 1]})
+    plain = tables.markdown(frame, "c", "tab-long")
+    folded = tables.markdown(frame, "c", "tab-long", collapsed="Every feature's best\n match is  'a'.")
+    assert folded == "````{dropdown} Every feature's best match is 'a'.\n\n" + plain + "````\n"
+    with pytest.raises(ValueError, match="collapsed"):
+        tables.markdown(frame, "c", "tab-long", collapsed="  ")

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_TESTS = ["test_objective.py", "test_decorrelation.py", "test_fused.py", "test_metrics.py", "test_model.py",
               "test_readings.py", "test_families.py", "test_training.py", "test_checkpoint.py",
               "test_bad_input.py", "test_nothing_lost.py", "test_experiments.py", "test_frontier.py",
-              "test_convergence.py", "test_browser.py"]
+              "test_convergence.py", "test_browser.py", "test_regime.py"]
 
 L, F, M, T = "dfsae/losses.py", "dfsae/families", "dfsae/metrics.py", "dfsae/training.py"
 J, R = "dfsae/paper/judgement.py", "dfsae/paper/record.py"
@@ -117,6 +117,11 @@ MUTANTS = [  # (name, file, original text, mutated text)
     ("browser ties by lowest responsibility", "dfsae/browser.py", "np.lexsort((np.arange(len(a)), -r[:, j], a))",
      "np.lexsort((np.arange(len(a)), r[:, j], a))"),
     ("browser script end unescaped", "dfsae/browser.py", '.replace("</", "<\\\\/")', ""),
+    ("splice without the input scale", "dfsae/paper/regime.py", "return (read(a).float()) / scale",
+     "return read(a).float()"),
+    ("splice implicit decoder unscaled", "dfsae/paper/regime.py", "return c * (a @ W)", "return a @ W"),
+    ("dense at any rate", "dfsae/paper/regime.py", '"dense": int((rates > 0.1).sum())',
+     '"dense": int((rates >= 0.0).sum())'),
     ("browser random from all rows", "dfsae/browser.py", "rows = np.flatnonzero(active)",
      "rows = np.arange(len(a))"),
     ("snapshot one step late", T, "        if history.steps == run.snapshot_step:",

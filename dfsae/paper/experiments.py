@@ -95,7 +95,7 @@ class RunConfig:
 
 
 def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval_data=None, readings=False,
-        late=False):
+        late=False, measure=None):
     """Build, train (on ``data.x_train``) and evaluate one model of ``config`` with ``seed``.
 
     Returns ``(model, history, metrics_dict)``. ``eval_data`` (default ``data``) is the
@@ -104,7 +104,9 @@ def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval
     also read as similarities and responsibilities (:func:`dfsae.metrics.readings`). With
     ``late=True`` the model is also measured after :data:`dfsae.paper.judgement.LATE` of its training
     steps, and the metrics of :data:`~dfsae.paper.judgement.CONVERGENCE_METRICS` it reports are added
-    as ``late_<metric>`` (for :func:`dfsae.paper.judgement.convergence`)."""
+    as ``late_<metric>`` (for :func:`dfsae.paper.judgement.convergence`). ``measure``, a function of the
+    trained model returning a dict of further metrics (e.g. spliced fidelity), adds them; a name it
+    shares with the standard metrics is refused."""
     from .judgement import CONVERGENCE_METRICS, LATE, late_name
 
     model, objective = config.build(data.x_train.shape[1], seed)
@@ -119,6 +121,13 @@ def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval
         earlier.eval()
         before = _measure(earlier, data if eval_data is None else eval_data, probe, readings)
         metrics.update({late_name(k): before[k] for k in CONVERGENCE_METRICS if k in before})
+    if measure is not None:
+        extra = dict(measure(model))
+        clash = sorted(set(extra) & set(metrics))
+        if clash:
+            raise ValueError(f"measure returned {clash}, which the standard metrics already report; "
+                             "rename them")
+        metrics.update(extra)
     metrics["seconds"] = history.seconds
     return model, history, metrics
 
@@ -160,7 +169,7 @@ def concat(frames) -> pd.DataFrame:
     return out
 
 
-RUN_ARGUMENTS = ("probe", "eval_data", "readings", "late")  # keywords of run(), not of a RunConfig
+RUN_ARGUMENTS = ("probe", "eval_data", "readings", "late", "measure")  # keywords of run(), not of a RunConfig
 
 
 def run_grid(points, data, seeds=(0,), progress=True, desc="grid", **budget):

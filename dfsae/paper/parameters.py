@@ -58,6 +58,27 @@ def _results_folder(name, value):
     return value if value == "" else validation.writable_folder(name, value)
 
 
+def _cells(name, value):
+    """[[layer, dictionary width K, TopK's k], ...]: three positive integers per cell."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"{name} must be a non-empty list of [layer, K, k] cells, got {value!r}; e.g. "
+                         f"`-p {name} '[[3, 3072, 320]]'` with python -m dfsae.paper.reproduce")
+    out = []
+    for i, cell in enumerate(value):
+        if not isinstance(cell, (list, tuple)) or len(cell) != 3:
+            raise ValueError(f"{name}[{i}] must be [layer, K, k], three integers; got {cell!r}")
+        from ..activations import NUM_LAYERS
+
+        layer = validation.positive_int(f"{name}[{i}] layer", cell[0], minimum=0)
+        K = validation.positive_int(f"{name}[{i}] K", cell[1])
+        k = validation.positive_int(f"{name}[{i}] k", cell[2])
+        if layer > NUM_LAYERS or k > K:
+            raise ValueError(f"{name}[{i}] = {cell!r}: the layer must be at most {NUM_LAYERS} (MiniLM-L6) "
+                             "and TopK's k at most the dictionary width K")
+        out.append([layer, K, k])
+    return out
+
+
 def _sweeps(name, value):
     """{family: [values of its sparsity knob]}: every family with a decoder, each value made into
     the family's config (so a k of 0 or a negative λ is refused here, before any training)."""
@@ -190,6 +211,10 @@ PARAMETERS: dict[str, Rule] = {
     "lm_hidden_dim": _integer(),
     "lm_batches": _integers(minimum=2),
     "lm_steps": _integer(),
+    "cells": _cells,
+    "balance": _weight,
+    "check_tokens": _integer(),
+    "check_cell": _integer(minimum=0),
     "n_tokens": _integer(),
     "seq_len": _integer(),
     "posthoc_tokens": _integer(),

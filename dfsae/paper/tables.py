@@ -36,12 +36,14 @@ def _escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(frame: pd.DataFrame | pd.Series, caption: str, name: str, formats: dict | None = None) -> str:
+def markdown(frame: pd.DataFrame | pd.Series, caption: str, name: str, formats: dict | None = None,
+             collapsed: str | None = None) -> str:
     """The MyST source of a numbered table: ``{table}`` with ``caption`` and label ``name``.
 
     ``formats`` maps a column to a function of one value, for columns the default rule does
     not fit (e.g. a count stored as float). Columns whose every cell reads as a number are
-    right-aligned.
+    right-aligned. ``collapsed``, a one-line summary (the table's finding), folds a long table
+    into a dropdown that shows the summary and opens on a click; the table keeps its number.
     """
     if not name.startswith("tab-"):
         raise ValueError(f"table name must start with 'tab-' (it is the label the text cites), got {name!r}")
@@ -59,7 +61,13 @@ def markdown(frame: pd.DataFrame | pd.Series, caption: str, name: str, formats: 
              "|" + "|".join("--:" if n else ":--" for n in numeric) + "|"]
     lines += ["| " + " | ".join(_escape(c) for c in cells) + " |" for cells in rows]
     caption = " ".join(caption.split())
-    return f"```{{table}} {caption}\n:name: {name}\n:align: center\n\n" + "\n".join(lines) + "\n```\n"
+    table = f"```{{table}} {caption}\n:name: {name}\n:align: center\n\n" + "\n".join(lines) + "\n```\n"
+    if collapsed is None:
+        return table
+    summary = " ".join(str(collapsed).split())
+    if not summary:
+        raise ValueError("collapsed must be a one-line summary of the table (its finding), not empty")
+    return f"````{{dropdown}} {summary}\n\n{table}````\n"
 
 
 class Table:
@@ -77,9 +85,10 @@ class Table:
         return self.source
 
 
-def show(frame, caption: str, name: str, formats: dict | None = None) -> Table:
-    """Display ``frame`` as numbered table ``name`` (cite it as ``{numref}`name```)."""
-    return Table(markdown(frame, caption, name, formats), frame)
+def show(frame, caption: str, name: str, formats: dict | None = None, collapsed: str | None = None) -> Table:
+    """Display ``frame`` as numbered table ``name`` (cite it as ``{numref}`name```); with
+    ``collapsed`` (a one-line summary), folded into a dropdown (:func:`markdown`)."""
+    return Table(markdown(frame, caption, name, formats, collapsed), frame)
 
 
 def verdicts(rows, caption: str, name: str) -> Table:
