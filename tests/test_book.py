@@ -161,6 +161,36 @@ def test_every_figure_and_table_is_cited_in_the_text(html):
             assert f"#{label}" in links, f"{page.name}: {label} is never cited"
 
 
+SMALL_TEXT = re.compile(r"\b(?:fontsize|labelsize|size)\s*=\s*(?:(\d+(?:\.\d+)?)|[\"'](?:xx?-)?small[\"'])")
+
+
+def test_no_figure_text_below_nine_points():
+    """The figures' smallest text is 9 pt (matplotlib's default is 10): what the legibility
+    report (tools/screenshots.py) assumes when it scales each figure to the page."""
+    small = []
+    for md in sorted((ROOT / "notebooks").glob("*.md")):
+        for match in SMALL_TEXT.finditer(md.read_text()):
+            size = match.group(1)
+            if size is None or float(size) < 9:
+                small.append(f"{md.name}: {match.group(0)}")
+    assert not small, small
+
+
+def test_every_recording_notebook_compares_its_record_last():
+    """A notebook that records its values must hand them to ``record.finish()`` in its last code
+    cell; a record never finished is never compared with the stored run."""
+    import jupytext
+
+    recording = 0
+    for md in sorted((ROOT / "notebooks").glob("*.md")):
+        code = [c.source for c in jupytext.read(md).cells if c.cell_type == "code"]
+        if not any("Record(" in c for c in code):
+            continue
+        recording += 1
+        assert "record.finish()" in code[-1], f"{md.name}: its last code cell does not call record.finish()"
+    assert recording >= 10
+
+
 def test_every_stored_notebook_holds_the_cells_of_its_markdown_pair():
     """The book renders the .ipynb, readers edit the .md: a change to one that never reached the
     other would show text (or code) the outputs did not come from."""
@@ -223,3 +253,17 @@ def test_the_reference_list_is_labelled_as_the_text_cites(html):
     assert labels, "no reference list found"
     for label in labels:
         assert re.fullmatch(r"[A-Z][\w\- ]+( et al\.| and [A-Z][\w\- ]+)?, \d{4}[a-z]?", label), label
+
+
+def test_the_abstract_reads_in_a_minute_and_ends_in_the_key_results(html):
+    """At most 250 words of prose as rendered (glued numbers count as words), then the table of
+    key results with a coloured verdict badge in every row."""
+    text = main_content(html / "notebooks" / "00_abstract.html")
+    start, table = text.find("Abstract."), text.find("<table")
+    assert 0 <= start < table, "the abstract must come before the key-results table"
+    shown = re.sub(r"<details.*?</details>", " ", text[start:table], flags=re.S)   # folded code
+    words = re.sub(r"<[^>]+>", " ", shown).split()
+    assert 120 <= len(words) <= 250, f"the abstract has {len(words)} words"
+    body = text[table:text.find("</table>", table)]
+    rows = re.findall(r"<tr.*?</tr>", body, re.S)[1:]
+    assert len(rows) >= 8 and all("sd-badge" in row for row in rows), "every key result needs a verdict badge"

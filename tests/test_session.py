@@ -51,6 +51,15 @@ def reproduce(book, *args, env=None, wait=True):
     return process.returncode, out
 
 
+def stop_group(process):
+    """Kill whatever of ``process``'s group outlived it (a notebook runner it started), so an
+    interrupted run does not keep a core busy for the rest of the suite."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def outputs(path):
     cells = json.loads(Path(path).read_text())["cells"]
     texts = []
@@ -107,6 +116,7 @@ def test_a_session_loses_nothing_and_still_compares(book, tmp_path_factory):
     wait_for(lambda: any(p.stat().st_size > 20_000 for p in long_run.glob(".*.ipynb")))
     os.killpg(process.pid, signal.SIGINT)
     process.communicate(timeout=120)
+    stop_group(process)
     assert process.returncode != 0
     assert not (long_run / f"{NAME}.ipynb").exists()                # nothing half-written
     assert (default / f"{NAME}.ipynb").read_bytes() == first_run and leftovers(book) == []

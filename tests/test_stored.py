@@ -169,3 +169,35 @@ def test_training_seconds_add_up_the_runs_asked_for(tmp_path, small):
     frame = store.grid(POINTS, small, seeds=[0, 1], progress=False, **BUDGET)
     n, seconds = store.training_seconds()
     assert n == 4 and seconds == pytest.approx(frame.seconds.sum())
+
+
+def test_has_says_whether_run_would_read_or_train(tmp_path, small, monkeypatch):
+    config = ex.RunConfig.of("topk", k=4, hidden_dim=8, epochs=1, batch_size=64)
+    store = S.RunStore(tmp_path / "reference", tmp_path / "work", "small", mode="extend")
+    assert not store.has(config, 0)
+    store.run(config, small, 0, probe=False)
+    assert store.has(config, 0) and not store.has(config, 1)
+    assert not store.has(config, 0, late=True)                       # stored without its late measurement
+    assert not S.RunStore(tmp_path / "reference", tmp_path / "work", "small", mode="refresh").has(config, 0)
+    monkeypatch.setattr(ex, "run", no_training)
+    store.run(config, small, 0, probe=False)                          # has() true: read, not trained
+
+
+def fake_run(seed, **metrics):
+    return S.StoredRun("k", "d", seed, {}, metrics, "v", "t")
+
+
+def test_fresh_seed_tolerance_is_the_larger_of_the_floor_and_a_seeds_spread():
+    # dead counts 10, 14, 18: sd 4 (by hand), so a fresh seed may move 3·4·√2 ≈ 16.97
+    runs = [fake_run(s, dead=v, l0=100.0) for s, v in enumerate((10.0, 14.0, 18.0))]
+    tol = S.fresh_seed_tolerances(runs, {"dead": Tolerance.count(3, 0.05), "l0": Tolerance.relative(0.1)})
+    assert tol["dead"].width(10.0) == pytest.approx(3 * 4 * 2 ** 0.5)
+    assert tol["dead"].allows(10.0, 26.9) and not tol["dead"].allows(10.0, 27.1)
+    assert tol["l0"].width(100.0) == pytest.approx(10.0)             # every seed equal: the floor alone
+    assert "sd = 4 over 3 stored seeds" in tol["dead"].basis
+    tol = S.fresh_seed_tolerances(runs, {"dead": Tolerance.count(30)}, reference=2)
+    assert tol["dead"].width(18.0) == pytest.approx(30.0)              # the floor is wider here
+    with pytest.raises(ValueError, match="runs must hold at least 2"):
+        S.fresh_seed_tolerances(runs[:1], {"dead": Tolerance.count(3)})
+    with pytest.raises(ValueError, match="reference must index"):
+        S.fresh_seed_tolerances(runs, {"dead": Tolerance.count(3)}, reference=3)

@@ -58,3 +58,15 @@ def test_a_collapsed_table_is_the_same_table_inside_a_dropdown_with_its_finding(
     assert folded == "````{dropdown} Every feature's best match is 'a'.\n\n" + plain + "````\n"
     with pytest.raises(ValueError, match="collapsed"):
         tables.markdown(frame, "c", "tab-long", collapsed="  ")
+
+
+def test_a_verdict_badge_is_coloured_by_what_the_verdict_says():
+    assert tables.badge("held") == "{bdg-success}`held`"
+    assert tables.badge("failed") == "{bdg-danger}`failed`"
+    assert tables.badge(" partly  held ") == "{bdg-warning}`partly held`"
+    assert tables.badge("inconclusive") == "{bdg-secondary}`inconclusive`"
+    assert tables.badge("met") == "{bdg-success}`met`" and tables.badge("missed") == "{bdg-danger}`missed`"
+    assert tables.badge("does not train the same models") == "{bdg-info}`does not train the same models`"
+    for bad in ("", "a `role`"):
+        with pytest.raises(ValueError, match="verdict must be"):
+            tables.badge(bad)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAST_TESTS = ["test_objective.py", "test_decorrelation.py", "test_fused.py", "test_metrics.py", "test_model.py",
               "test_readings.py", "test_families.py", "test_training.py", "test_checkpoint.py",
               "test_bad_input.py", "test_nothing_lost.py", "test_experiments.py", "test_frontier.py",
-              "test_convergence.py", "test_browser.py", "test_regime.py"]
+              "test_convergence.py", "test_browser.py", "test_regime.py", "test_stored.py"]
 
 L, F, M, T = "dfsae/losses.py", "dfsae/families", "dfsae/metrics.py", "dfsae/training.py"
 J, R = "dfsae/paper/judgement.py", "dfsae/paper/record.py"
@@ -132,6 +132,12 @@ MUTANTS = [  # (name, file, original text, mutated text)
     ("convergence unsigned sum", J, "float((final - late).mean())", "float(abs(final - late).mean() * 0 + (final - late).mean() * 0.5)"),
     ("sd bound of the mean", R, "                    sd_tol = Tolerance.sd_spread(sd, n, k, floor, at=mean)",
      "                    sd_tol = tol"),
+    ("fresh seed without sqrt 2", "dfsae/paper/stored.py", "band = k * sd * math.sqrt(2.0)", "band = k * sd"),
+    ("fresh seed sum of floor and band", "dfsae/paper/stored.py", "max(band, floor.width(at))",
+     "band + floor.width(at)"),
+    ("fresh seed population sd", "dfsae/paper/stored.py", "/ (len(values) - 1))", "/ len(values))"),
+    ("has ignores late", "dfsae/paper/stored.py", "return found is not None and (not late or has_late(found))",
+     "return found is not None"),
 ]
 
 

@@ -65,8 +65,10 @@ def layer_data(docs, train, test, layers, n_tokens: int, test_tokens: int, seq_l
         scale = float((act.x.shape[1] / act.x.pow(2).sum(1).mean()).sqrt())
         x_train, x_test = act.x * scale, held.x * scale
         name = dataset_name(layer, act.key, held.key, n_eval)
+        # every training token in the subset: the same tensor, not a copy of it
+        x_eval = x_train if len(subset) == len(x_train) else x_train[subset]
         out[layer] = LayerData(Dataset(x_train, None, x_test, None, name),
-                               Dataset(x_train[subset], None, x_test, None, name), scale, act.x.mean(0),
+                               Dataset(x_eval, None, x_test, None, name), scale, act.x.mean(0),
                                act, held, subset)
     return out
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from .record import REQUIRE_COMPARISON, RESULT_NEUTRAL, ReproductionError, Toler
 MODES = ("use", "extend", "refresh")
 
 ONE_SEED = Tolerance.relative(0.1, 0.005, "one seed retrained on another machine: 10 %")
+"""What a number of one seed (a reconstruction error, say) may move when the run is retrained on
+another machine: 10 % of it, or 0.005."""
 RETRAIN_TOLERANCES = {"l0": Tolerance.relative(0.1, 0.5, "one seed: 10 % or half a unit"),
                       "fvu_linear": ONE_SEED, "probe_acc": Tolerance.absolute(0.02, "one seed: 0.02"),
                       "dead": Tolerance.count(3, 0.05)}
@@ -41,6 +44,32 @@ RETRAIN_TOLERANCES = {"l0": Tolerance.relative(0.1, 0.5, "one seed: 10 % or half
 metrics every family reports (add the family's own reconstruction, e.g. ``fvu_own``, with
 :data:`ONE_SEED`): reproduction tolerances, which no verdict uses."""
 FORMAT = 1
+
+
+def fresh_seed_tolerances(runs, floors: dict[str, Tolerance], reference: int = 0,
+                          k: float = 3.0) -> dict[str, Tolerance]:
+    """Tolerances for retraining ``runs[reference]`` on another machine, when the run is chaotic:
+    its trajectory diverges from the last bits on, so a rerun lands where a fresh seed would.
+    Each metric of ``floors`` may move by the larger of its floor (taken at the stored value) and
+    ``k·sd·√2``, the bound on the difference of two single runs, with ``sd`` over the stored
+    seeds ``runs`` (at least 2; the same configuration, other seeds)."""
+    runs = list(runs)
+    if len(runs) < 2:
+        raise ValueError(f"runs must hold at least 2 seeds of the configuration to measure a seed's "
+                         f"spread; got {len(runs)}")
+    if not 0 <= reference < len(runs):
+        raise ValueError(f"reference must index runs (0 to {len(runs) - 1}); got {reference}")
+    out = {}
+    for name, floor in floors.items():
+        values = [float(r.metrics[name]) for r in runs]
+        mean = sum(values) / len(values)
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        at = values[reference]
+        band = k * sd * math.sqrt(2.0)
+        out[name] = Tolerance.absolute(max(band, floor.width(at)),
+                                       f"the larger of {floor.basis} and a fresh seed's {k:g}·sd·√2, sd = "
+                                       f"{sd:.3g} over {len(runs)} stored seeds")
+    return out
 
 
 def code_version() -> str:
@@ -118,13 +147,21 @@ class RunStore:
                 return run
         return None
 
+    def has(self, config: ex.RunConfig, seed: int, late: bool = False) -> bool:
+        """Whether :meth:`run` would read this run rather than train it: it is stored (with its late
+        measurement when ``late``) and the mode is not ``"refresh"``."""
+        if self.mode == "refresh":
+            return False
+        found = self.get(config, seed)
+        return found is not None and (not late or has_late(found))
+
     def run(self, config: ex.RunConfig, data, seed: int, **run_kwargs) -> StoredRun:
         """The stored run, or train, evaluate and store it (as soon as it finishes)."""
         self.used.add(run_key(config, seed, self.dataset))
-        found = None if self.mode == "refresh" else self.get(config, seed)
         late = bool(run_kwargs.get("late"))
-        if found is not None and (not late or has_late(found)):
-            return found
+        if self.has(config, seed, late):
+            return self.get(config, seed)
+        found = None if self.mode == "refresh" else self.get(config, seed)
         if self.mode == "use" and os.environ.get(REQUIRE_COMPARISON) == "1":
             what = "no stored run" if found is None else "no late measurement (convergence) in the stored run"
             raise ReproductionError(

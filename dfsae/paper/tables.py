@@ -91,6 +91,19 @@ def show(frame, caption: str, name: str, formats: dict | None = None, collapsed:
     return Table(markdown(frame, caption, name, formats, collapsed), frame)
 
 
+BADGES = {"held": "success", "met": "success", "failed": "danger", "missed": "danger",
+          "partly held": "warning", "inconclusive": "secondary"}
+
+
+def badge(verdict: str) -> str:
+    """A verdict as a coloured badge (MyST, sphinx-design): green for held or met, red for failed
+    or missed, amber for partly held, grey for inconclusive; any other text is shown blue."""
+    text = " ".join(str(verdict).split())
+    if not text or "`" in text:
+        raise ValueError(f"verdict must be a non-empty text without backticks, got {verdict!r}")
+    return f"{{bdg-{BADGES.get(text, 'info')}}}`{text}`"
+
+
 def verdicts(rows, caption: str, name: str) -> Table:
     """A verdict table: one row per (prediction, reading, verdict, evidence), the verdict in bold
     so that it reads apart from the text around it."""
