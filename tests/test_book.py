@@ -267,3 +267,24 @@ def test_the_abstract_reads_in_a_minute_and_ends_in_the_key_results(html):
     body = text[table:text.find("</table>", table)]
     rows = re.findall(r"<tr.*?</tr>", body, re.S)[1:]
     assert len(rows) >= 8 and all("sd-badge" in row for row in rows), "every key result needs a verdict badge"
+
+
+def test_every_summary_page_holds_the_values_it_quotes_as_stored():
+    """A page that quotes the others (``reglue_book``) stores their glued values in its outputs;
+    when an experiment page is re-executed, each quoting page must be too, or it renders (and
+    nbval compares) stale values."""
+    from dfsae.paper.report import read_glued
+    from dfsae.paper.reproduce import notebooks
+
+    sources = notebooks(ROOT / "book")
+    quoting = [p for p in sources.values() if "reglue_book" in p.read_text()]
+    assert quoting, "no page quotes the others"
+    expected = {}
+    for source in sources.values():
+        if "reglue" not in source.read_text():
+            expected.update({k: v for k, v in read_glued(source.with_suffix(".ipynb")).items()
+                             if isinstance(v, (int, float, str)) and not str(v).startswith("<")})
+    for page in quoting:
+        held = read_glued(page.with_suffix(".ipynb"))
+        stale = sorted(k for k, v in expected.items() if held.get(k) != v)
+        assert not stale, f"{page.name} quotes stale or missing values ({stale[:5]} …): re-execute it"
