@@ -159,9 +159,9 @@ class RunStore:
         """The stored run, or train, evaluate and store it (as soon as it finishes)."""
         self.used.add(run_key(config, seed, self.dataset))
         late = bool(run_kwargs.get("late"))
-        if self.has(config, seed, late):
-            return self.get(config, seed)
-        found = None if self.mode == "refresh" else self.get(config, seed)
+        found = None if self.mode == "refresh" else self.get(config, seed)   # read once
+        if found is not None and (not late or has_late(found)):              # what has() says
+            return found
         if self.mode == "use" and os.environ.get(REQUIRE_COMPARISON) == "1":
             what = "no stored run" if found is None else "no late measurement (convergence) in the stored run"
             raise ReproductionError(
