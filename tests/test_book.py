@@ -176,6 +176,116 @@ def test_no_figure_text_below_nine_points():
     assert not small, small
 
 
+def stored_figures():
+    """(notebook, desktop PNG width, phone layout width or None) for every image the stored
+    notebooks show."""
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    from dfsae.paper.plots import PHONE_KEY
+
+    def width(data):
+        return Image.open(io.BytesIO(base64.b64decode("".join(data)))).size[0]
+
+    found = []
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            for output in cell.get("outputs", []):
+                png = [v for k, v in output.get("data", {}).items() if k.endswith("image/png")]
+                if not png:
+                    continue
+                phone = output.get("metadata", {}).get("image/png", {}).get(PHONE_KEY)
+                found.append((path.name, width(png[0]), width(phone) if phone else None))
+    return found
+
+
+def test_every_phone_layout_is_served_to_a_narrow_window(html):
+    """Each figure stored with a phone layout renders as a <picture> whose phone source exists and
+    matches the narrow-window query; the desktop image keeps its alt text."""
+    import sys
+
+    from dfsae.paper.plots import PHONE_MEDIA
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from phonefigures import phone_layouts
+
+    stored = {f"{key}-phone.png" for key in phone_layouts(ROOT / "notebooks")}
+    assert len(stored) >= 10
+    served = set()
+    for page in content_pages(html):
+        for picture in re.findall(r"<picture.*?</picture>", main_content(page), re.S):
+            source = re.search(r'<source media="([^"]+)" srcset="([^"]+)"', picture)
+            assert source and source.group(1) == PHONE_MEDIA, picture[:200]
+            assert (page.parent / source.group(2)).is_file(), source.group(2)
+            assert re.search(r'<img alt="[^"]{20,}"', picture), f"{page.name}: no alt text"
+            served.add(Path(source.group(2)).name)
+    assert served == stored
+
+
+def test_every_figure_reads_at_nine_px_on_a_desktop_and_six_on_a_phone():
+    """What the legibility report measures in a browser, checked on the stored images: a figure no
+    wider than :func:`dfsae.paper.plots.desktop_max_px` keeps its smallest text at 9 px in the
+    desktop column, and one wider than :func:`~dfsae.paper.plots.phone_max_px` carries a phone
+    layout that is not (:func:`dfsae.paper.plots.responsive`)."""
+    from dfsae.paper import plots
+
+    figures = stored_figures()
+    assert len(figures) >= 15
+    wide = [f for f in figures if f[1] > plots.desktop_max_px()]
+    assert not wide, f"too wide for the desktop column: {wide}"
+    unreadable = [f for f in figures if (f[2] or f[1]) > plots.phone_max_px()]
+    assert not unreadable, f"no phone layout narrow enough: {unreadable}"
+
+
+# Each glossary term, as the prose may write it; the test below checks this list is the glossary's.
+GLOSSARY_USES = {
+    "Energy": r"energ(?:y|ies)", "Active": r"active", "Reading": r"readings?",
+    "Responsibility": r"responsibilit(?:y|ies)", "Balance β": r"balance", "Mean point": r"mean point",
+    "Sum point": r"sum point", "Implicit decoder": r"implicit decoders?",
+    "Post-hoc decoder": r"post-hoc decoders?",
+    "FVU": r"FVU", "Frontier": r"frontiers?", "Dead unit": r"dead units?", "Dense latent": r"dense latents?",
+    "Verdict": r"verdicts?", "Converged": r"converged", "Digits": r"digits"}
+NOT_PROSE = re.compile(
+    r"(?m)^(`{3,}|:{3,})(?:.|\n)*?^\1[ \t]*$"         # fenced blocks: code cells, directives
+    r"|\$\$(?:.|\n)*?\$\$|\$[^$\n]+\$"                # math
+    r"|\{[\w:-]+\}`[^`]*`|`[^`]*`"                    # roles (a glossary link among them), inline code
+    r"|^#[^\n]*$|^\([^\n]*\)=[ \t]*$|^\+\+\+[^\n]*$"      # headings, labels, cell breaks
+    r"|\]\([^)]*\)|<[^>\n]+>")                        # link targets, html
+
+
+def unlinked_first_uses(text: str) -> list[str]:
+    """The glossary terms whose first use in a page's MyST source is plain text, not a link."""
+    spans = [(m.start(), m.end(), m.group(0)) for m in NOT_PROSE.finditer(text)]
+    unlinked = []
+    for term, pattern in GLOSSARY_USES.items():
+        links = [s for s, _, g in spans
+                 if (m := re.fullmatch(r"\{term\}`([^`<]*?)\s*(?:<([^>]*)>)?`", g))
+                 and (m.group(2) or m.group(1)).strip().lower() == term.lower()]
+        flags = 0 if term == "FVU" else re.I
+        plain = [m.start() for m in re.finditer(rf"(?<![\w-])(?:{pattern})(?!\w)", text, flags)
+                 if not any(s <= m.start() < e for s, e, _ in spans)]
+        if plain and (not links or plain[0] < links[0]):
+            start = plain[0]
+            unlinked.append(f"{term}: ...{text[max(start - 30, 0):start + 30]!r}...")
+    return unlinked
+
+
+def test_every_page_links_each_glossary_term_where_it_first_uses_it():
+    """A reader who lands on any page meets each of the book's terms as a link to its definition."""
+    glossary = (ROOT / "book" / "glossary.md").read_text()
+    block = glossary.split("```{glossary}")[1].split("```")[0]
+    terms = [line.strip() for line in block.splitlines() if line.strip() and not line.startswith(" ")]
+    assert sorted(terms) == sorted(GLOSSARY_USES), "GLOSSARY_USES must list the glossary's terms"
+    assert unlinked_first_uses("The energy E.")
+    assert not unlinked_first_uses("The {term}`energy <Energy>`; energy.")
+    assert not unlinked_first_uses("$E$ `energy` (sec-energy)=\n")
+    found = {md.name: unlinked_first_uses(md.read_text()) for md in sorted((ROOT / "notebooks").glob("*.md"))}
+    assert not {name: uses for name, uses in found.items() if uses}
+
+
 def test_every_recording_notebook_compares_its_record_last():
     """A notebook that records its values must hand them to ``record.finish()`` in its last code
     cell; a record never finished is never compared with the stored run."""

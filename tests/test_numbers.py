@@ -37,3 +37,18 @@ def test_counts_get_thousands_separators():
 def test_no_format_prints_nan_or_e_notation_for_ordinary_numbers():
     for x in (1e-3, 0.5, 12.25, 9999.5, 1e6 + 0.5):
         assert "e" not in number(x) and "nan" not in number(x)
+
+
+def test_a_column_keeps_one_notation():
+    from dfsae.paper.numbers import column
+
+    # no mix: each number as number() prints it
+    assert column([0.0781, 0.082, 56.2]) == ["0.0781", "0.0820", "56.2"]
+    assert column([9.5e-07, 6.03e-07]) == ["9.50e-07", "6.03e-07"]
+    # a mix below 1 in size: all in E-notation
+    assert column([9.5e-07, 0.00293, 0.727]) == ["9.50e-07", "2.93e-03", "7.27e-01"]
+    # a mix with a number of 1 or more: all fixed, three significant digits each
+    assert column([0.000667, 56.2, 56.1]) == ["0.000667", "56.2", "56.1"]
+    assert column([-9.22e-06, 1.5]) == ["-0.00000922", "1.50"]
+    # zeros and NaN keep their own forms
+    assert column([0.0, float("nan"), 5e-4, 0.5]) == ["0", "–", "5.00e-04", "5.00e-01"]

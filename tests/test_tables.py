@@ -42,13 +42,40 @@ def test_show_renders_markdown_for_the_book():
     assert repr(shown) == shown._repr_markdown_()           # plain text is formatted, not raw floats
 
 
-def test_a_verdict_table_sets_the_verdict_apart():
+def test_a_verdict_table_has_one_row_per_prediction_with_a_badge_per_reading():
     from dfsae.paper import tables
 
-    rows = [("comparable", "energy", "failed", "ratio 4.2 [3.6, 5.0]")]
+    rows = [("comparable", "energy (E > 0)", "failed",
+             "FVU ratio, 95% intervals: β=1: 4.2× [3.6, 5.0], failed; β=10: 4.1× [3.7, 4.6], failed"),
+            ("comparable", "similarity (s > 0)", "held",
+             "FVU ratio, 95% intervals: β=1: 0.9× [0.8, 1.0], held"),
+            ("no dead units", "energy (E > 0)", "partly held",
+             "95% intervals: digits: 0.01 [0.00, 0.02], held")]
     src = tables.verdicts(rows, "Verdicts.", "tab-v").source
-    assert "| comparable | energy | **failed** | ratio 4.2 [3.6, 5.0] |" in src
-    assert "| prediction | reading | verdict | evidence |" in src
+    lines = [line for line in src.splitlines() if line.startswith("|")]
+    assert lines[0] == "| prediction | energy (E > 0) | similarity (s > 0) | evidence |"
+    assert len(lines) == 4                                 # header, rule, one row per prediction
+    assert lines[2].startswith("| comparable | {bdg-danger}`failed` | {bdg-success}`held` | <details>")
+    # each interval on its own line under a one-line summary; a reading names the lines it judged
+    assert ("<summary>FVU ratio: 95% intervals</summary>energy: β=1: 4.2× [3.6, 5.0], failed<br>"
+            "energy: β=10: 4.1× [3.7, 4.6], failed<br>similarity: β=1: 0.9× [0.8, 1.0], held"
+            "</details>") in lines[2]
+    # not judged in a reading: a dash; one reading: no label on its lines
+    assert lines[3].startswith("| no dead units | {bdg-warning}`partly held` | – | "
+                               "<details><summary>95% intervals</summary>"
+                               "digits: 0.01 [0.00, 0.02], held</details>")
+
+
+def test_a_verdict_table_refuses_rows_it_cannot_lay_out():
+    from dfsae.paper import tables
+
+    with pytest.raises(ValueError, match="rows must be"):
+        tables.verdicts([], "c", "tab-v")
+    with pytest.raises(ValueError, match="twice"):
+        tables.verdicts([("p", "energy", "held", "e"), ("p", "energy", "failed", "e")], "c", "tab-v")
+    # evidence in another shape is kept whole, escaped for the page
+    src = tables.verdicts([("p", "energy", "held", "B > K at every point")], "c", "tab-v").source
+    assert "<summary>details</summary>B &gt; K at every point</details>" in src
 
 
 def test_a_collapsed_table_is_the_same_table_inside_a_dropdown_with_its_finding():

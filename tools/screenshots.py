@@ -8,9 +8,10 @@ page (``OUT/WIDTH/PAGE-N.png``, each one screen high) and measures:
 
 * the share of the page's height taken by code cells a reader sees open (not folded behind a
   toggle), at the first width;
-* the smallest figure text at display size: the figures' smallest font (:data:`SMALLEST_FONT_PT`,
-  which ``tests/test_book.py`` holds every notebook's figure code to) at their resolution
-  (:data:`DPI`), scaled by how much the page shrinks each image;
+* the smallest figure text at display size: the figures' smallest font
+  (:data:`dfsae.paper.plots.SMALLEST_FONT_PT`, which ``tests/test_book.py`` holds every
+  notebook's figure code to) at their resolution (:data:`dfsae.paper.plots.DPI`), scaled by how
+  much the page shrinks the image the browser chose (a figure's phone layout on a narrow window);
 * whether the page scrolls sideways, and every table wider than the column it sits in.
 
 It ends with one table of these per page and exits 1 when a page breaks a limit
@@ -25,9 +26,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from dfsae.paper.plots import DESKTOP_TEXT_PX, PHONE_TEXT_PX, text_px
+
 ROOT = Path(__file__).resolve().parents[1]
-SMALLEST_FONT_PT, DPI = 9.0, 100.0     # the smallest text the figures use, and their resolution
-LIMITS = {"open_code": 0.10, "text_wide": 9.0, "text_narrow": 6.0}
+LIMITS = {"open_code": 0.10, "text_wide": DESKTOP_TEXT_PX, "text_narrow": PHONE_TEXT_PX}
 EXPERIMENT_PAGES = "notebooks/05_"     # where the open-code limit applies
 
 MEASURE = """() => {
@@ -60,7 +62,7 @@ def pages(html: Path):
 
 def smallest_text(images) -> float | None:
     """The smallest figure text on the page in CSS pixels, or None without figures."""
-    sizes = [SMALLEST_FONT_PT / 72 * DPI * img["shown"] / img["natural"] for img in images
+    sizes = [text_px(img["natural"], img["shown"]) for img in images
              if img["natural"] and img["src"] and not img["src"].endswith(".svg")]
     return min(sizes) if sizes else None
 

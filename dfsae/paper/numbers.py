@@ -10,6 +10,9 @@
 * E-notation only for quantities whose scale needs it (nonzero and below 10⁻³ in size, such as
   an identity error of ``2.4e-08``).
 * NaN prints as ``MISSING`` ("–"); a page that shows one says why in a footnote.
+* A table column uses one notation (:func:`column`): where some of its numbers need E-notation
+  and others do not, all of them take it if every number is below 1 in size, and none does
+  otherwise (``0.000667`` beside ``56.2``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,22 @@ def number(x, significant: int = 3) -> str:
         return f"{x:.{significant - 1}e}"
     text = _fixed(x, _decimals(x, significant))
     return "0" if float(text.replace(",", "")) == 0 else text
+
+
+def column(values, significant: int = 3) -> list[str]:
+    """A table column of real numbers in one notation: each as :func:`number` prints it, unless
+    that mixes E-notation with fixed. Then every number takes E-notation when all are below 1 in
+    size (``9.50e-07``, ``7.27e-01``), and fixed notation with ``significant`` significant digits
+    otherwise (``0.000667``, ``56.2``). NaN stays "–"."""
+    values = [float(v) for v in values]
+    finite = [v for v in values if math.isfinite(v)]
+    small = [v for v in finite if v != 0 and abs(v) < SMALL]
+    if not small or len(small) == len([v for v in finite if v != 0]):
+        return [number(v, significant) for v in values]
+    if max(abs(v) for v in finite) < 1:
+        return [f"{v:.{significant - 1}e}" if math.isfinite(v) and v != 0 else number(v, significant)
+                for v in values]
+    return [_fixed(v, _decimals(v, significant)) if v in small else number(v, significant) for v in values]
 
 
 def count(n) -> str:

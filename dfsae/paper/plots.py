@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -15,6 +17,15 @@ def plain_log_axis(ax, axis: str = "x") -> None:
     target.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
     target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     target.set_minor_locator(NullLocator())
+
+
+def letter_panels(axes) -> None:
+    """Prefix each panel's title with its letter, (a), (b), … in reading order, so that a caption
+    can name panels in any layout (a phone stacks them: "left" would no longer be left)."""
+    for letter, ax in zip("abcdefghijklmnopqrstuvwxyz", np.ravel(np.asarray(axes, dtype=object)),
+                          strict=False):
+        title = ax.get_title()
+        ax.set_title(f"({letter}) {title}" if title else f"({letter})")
 
 
 def identity_scatter(panels: dict):
@@ -70,7 +81,7 @@ def weight_images(rows: dict, n: int = 16, shape=(28, 28), ncols: int = 16):
     """Rows of weight matrices as images: {title: (K, D) array}, first ``n`` rows each.
     Sized for the book's text column (10 inches wide at most)."""
     tile = min(0.75, 9.6 / ncols)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(ncols * tile, (tile + 0.35) * len(rows) * -(-n // ncols)),
+    fig, axes = plt.subplots(len(rows), 1, figsize=(ncols * tile, (tile * -(-n // ncols) + 0.35) * len(rows)),
                              squeeze=False)
     for ax, (title, w) in zip(axes[:, 0], rows.items(), strict=True):
         w = np.asarray(w.detach().cpu() if isinstance(w, torch.Tensor) else w)[:n]
@@ -129,3 +140,242 @@ def mixture_panel(ax, x, model, title: str):
                              color=plt.cm.tab10(j), lw=2))
         ax.plot(*mu.tolist(), "k+", ms=10)
     ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$", xlim=(-5, 5), ylim=(-3.5, 5.5), aspect="equal")
+
+
+# --- One figure, two layouts -----------------------------------------------------------------------
+
+DPI = 100                  # the resolution every figure is stored at (pixels per inch)
+SMALLEST_FONT_PT = 9.0     # the smallest text a figure may use (tests/test_book.py holds the notebooks to it)
+DESKTOP_COLUMN_PX = 750    # the book's text column in a 1,400-px window
+PHONE_COLUMN_PX = 342      # the text column on a 390-px phone
+DESKTOP_TEXT_PX = 9.0      # the smallest figure text a desktop reader should get, in CSS pixels
+PHONE_TEXT_PX = 6.0        # the smallest figure text a phone reader should get, in CSS pixels
+PHONE_MEDIA = "(max-width: 640px)"   # the windows that get the phone layout
+
+
+def text_px(natural_width: float, shown_width: float, font_pt: float = SMALLEST_FONT_PT) -> float:
+    """The height in CSS pixels of ``font_pt`` text in an image ``natural_width`` pixels wide (at
+    :data:`DPI`) shown ``shown_width`` pixels wide."""
+    return font_pt / 72 * DPI * shown_width / natural_width
+
+
+def phone_max_px() -> int:
+    """The widest image whose smallest text still reads at :data:`PHONE_TEXT_PX` in the phone column."""
+    return int(SMALLEST_FONT_PT / 72 * DPI * PHONE_COLUMN_PX / PHONE_TEXT_PX)
+
+
+def desktop_max_px() -> int:
+    """The widest image whose smallest text still reads at :data:`DESKTOP_TEXT_PX` in the desktop column."""
+    return int(SMALLEST_FONT_PT / 72 * DPI * DESKTOP_COLUMN_PX / DESKTOP_TEXT_PX)
+
+
+def _all_axes(fig):
+    axes = list(fig.axes)
+    for sub in getattr(fig, "subfigs", []):
+        axes += [ax for ax in _all_axes(sub) if ax not in axes]
+    return axes
+
+
+def _figure_artists(fig):
+    """Artists placed on the figure rather than in an axes: suptitles, figure legends, figure text."""
+    found = list(fig.legends) + list(fig.texts)
+    for name in ("_suptitle", "_supxlabel", "_supylabel"):
+        artist = getattr(fig, name, None)
+        if artist is not None and artist.get_text() and artist not in found:
+            found.append(artist)
+    for sub in getattr(fig, "subfigs", []):
+        found += _figure_artists(sub)
+    return [a for a in found if a.get_visible()]
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+_LEGENDS = weakref.WeakKeyDictionary()   # legend -> (parent, handles, labels, kwargs), by figure_legend
+
+
+def figure_legend(fig, handles, labels, **kwargs):
+    """``fig.legend(handles, labels, **kwargs)``, remembered so that the phone layout
+    (:func:`phone_layout`) can draw it again in one column."""
+    legend = fig.legend(handles, labels, **kwargs)
+    _LEGENDS[legend] = (fig, handles, labels, kwargs)
+    return legend
+
+
+def phone_layout(fig, panels=None, gap_px: int = 10) -> np.ndarray:
+    """The figure's panels stacked in one column, as an RGB array at :data:`DPI`.
+
+    ``panels`` lists the groups of axes that stay together, in reading order (default: every axes
+    that is not a colour bar, row by row). A colour bar beside one panel stays with it; one that
+    spans several becomes a strip of its own, as do suptitles, figure legends (in one column if
+    made by :func:`figure_legend`) and figure text, above the panels if they sit above them on
+    the page, else below. Tick labels and axis labels that a shared axis hides are shown, since
+    the panels no longer sit side by side. The figure is left as it was.
+
+    Raises ``ValueError`` when a panel is wider than :func:`phone_max_px`: its text would read
+    below :data:`PHONE_TEXT_PX` on a phone; group fewer axes or make the figure narrower.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+
+    axes = [ax for ax in _all_axes(fig) if ax.get_visible()]
+    bars = [ax for ax in axes if getattr(ax, "_colorbar", None) is not None]
+    if panels is None:
+        panels = [[ax] for ax in axes if ax not in bars]
+    else:
+        panels = [list(np.ravel(np.asarray(group, dtype=object))) for group in panels]
+        unknown = [ax for group in panels for ax in group if ax not in axes]
+        if unknown or not all(panels):
+            raise ValueError("panels must be non-empty groups of the figure's visible axes")
+    if not panels:
+        raise ValueError("the figure has no axes to lay out")
+
+    # show what sharing hid, remembering it to restore
+    restore = []
+    for ax in (a for group in panels for a in group):
+        for axis, side, twins in (("y", "labelleft", ax.get_shared_y_axes()),
+                                  ("x", "labelbottom", ax.get_shared_x_axes())):
+            siblings = [s for s in twins.get_siblings(ax) if s is not ax]
+            if not siblings:
+                continue
+            target = ax.yaxis if axis == "y" else ax.xaxis
+            shown = target._major_tick_kw.get("label1On", True)
+            label = target.get_label_text()
+            restore.append((ax, axis, side, shown, label))
+            ax.tick_params(axis=axis, which="both", **{side: True})
+            if not label:
+                names = [(s.yaxis if axis == "y" else s.xaxis).get_label_text() for s in siblings]
+                if any(names):
+                    target.set_label_text(next(n for n in names if n))
+
+    # a legend made by figure_legend is drawn again in one column: its columns sat side by side
+    swapped = []
+    for legend in _figure_artists(fig):
+        if legend in _LEGENDS:
+            parent, handles, labels, kwargs = _LEGENDS[legend]
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("ncol", "ncols")}
+            legend.set_visible(False)
+            swapped.append((legend, parent.legend(handles, labels, ncols=1, **kwargs)))
+
+    original_canvas, original_dpi = fig.canvas, fig.dpi
+    try:
+        fig.set_dpi(DPI)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        pixels = np.asarray(canvas.buffer_rgba())[..., :3].copy()
+        height = pixels.shape[0]
+
+        def box(artists):
+            boxes = [a.get_tightbbox(renderer) for a in artists]
+            return Bbox.union([b for b in boxes if b is not None and b.width > 0])
+
+        groups = [list(group) for group in panels]
+        group_boxes = [box(group) for group in groups]
+        strips = []                                   # (box, 0 above the panels or 2 below)
+        after = {i: [] for i in range(len(groups))}   # colour bars placed after panel i
+        for bar in bars:
+            b = box([bar])
+            beside = [i for i, g in enumerate(group_boxes)
+                      if min(g.y1, b.y1) - max(g.y0, b.y0) > 0.5 * min(g.height, b.height)
+                      and b.height <= 1.5 * g.height]
+            if beside:               # the nearest panel on its row takes it
+                i = min(beside, key=lambda i: max(group_boxes[i].x0 - b.x1, b.x0 - group_boxes[i].x1, 0))
+                groups[i].append(bar)
+                group_boxes[i] = box(groups[i])
+            else:                    # a bar for several panels follows the last panel not below it
+                level = [i for i, g in enumerate(group_boxes) if g.y1 > b.y0]
+                after[max(level, default=len(groups) - 1)].append(b)
+        top = max(g.y1 for g in group_boxes)
+        for artist in _figure_artists(fig):
+            b = box([artist])
+            strips.append((b, 0 if b.y0 >= top - 1 else 2))
+
+        def crop(b):
+            x0, x1 = max(int(np.floor(b.x0)) - 3, 0), min(int(np.ceil(b.x1)) + 3, pixels.shape[1])
+            y0, y1 = max(int(np.floor(height - b.y1)) - 3, 0), min(int(np.ceil(height - b.y0)) + 3, height)
+            return pixels[y0:y1, x0:x1]
+
+        pieces = ([crop(b) for b, where in strips if where == 0]
+                  + [crop(b) for i, g in enumerate(group_boxes) for b in (g, *after[i])]
+                  + [crop(b) for b, where in strips if where == 2])
+    finally:
+        fig.set_canvas(original_canvas)
+        fig.set_dpi(original_dpi)
+        for legend, one_column in swapped:
+            one_column.remove()
+            legend.set_visible(True)
+        for ax, axis, side, shown, label in restore:
+            ax.tick_params(axis=axis, which="both", **{side: shown})
+            (ax.yaxis if axis == "y" else ax.xaxis).set_label_text(label)
+
+    widest = max(p.shape[1] for p in pieces)
+    if widest > phone_max_px():
+        raise ValueError(f"a panel of the phone layout is {widest} px wide (at most {phone_max_px()} keeps "
+                         f"{SMALLEST_FONT_PT:g}-pt text at {PHONE_TEXT_PX:g} px on a phone): make the figure "
+                         "narrower or pass smaller groups as panels")
+    rows = []
+    for piece in pieces:
+        left = (widest - piece.shape[1]) // 2
+        row = np.full((piece.shape[0], widest, 3), 255, dtype=np.uint8)
+        row[:, left:left + piece.shape[1]] = piece
+        rows += [row, np.full((gap_px, widest, 3), 255, dtype=np.uint8)]
+    return np.vstack(rows[:-1])
+
+
+PHONE_KEY = "dfsae/phone-layout"   # the output metadata under which a figure carries its phone layout
+
+
+class ResponsiveFigure:
+    """A figure with its desktop image and, when that is too wide for a phone, a phone layout
+    (:func:`phone_layout`). Displayed or glued, it is the desktop PNG, with the phone layout's PNG
+    in the output's metadata (under :data:`PHONE_KEY`); the book (``book/_ext/phonefigures.py``)
+    serves that layout to windows matching :data:`PHONE_MEDIA`, and the figure directive's alt
+    text and caption to both."""
+
+    def __init__(self, desktop: bytes, phone: bytes | None):
+        self.desktop, self.phone = desktop, phone
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        import base64
+
+        data = {"image/png": base64.b64encode(self.desktop).decode("ascii")}
+        if self.phone is None:
+            return data
+        return data, {"image/png": {PHONE_KEY: base64.b64encode(self.phone).decode("ascii")}}
+
+
+def responsive(fig, panels=None, phone=None) -> ResponsiveFigure:
+    """The figure as stored in the book: a PNG at :data:`DPI`, plus a phone layout when the PNG is
+    wider than :func:`phone_max_px`: ``phone`` if given (a second Figure drawn for a narrow
+    column, for figures whose panels cannot be cut apart, such as a grid of images), else the
+    panels stacked (:func:`phone_layout`, with ``panels`` its groups). Closes the figures."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+    desktop = buffer.getvalue()
+    width = Image.open(io.BytesIO(desktop)).size[0]
+    layout = None
+    if width > phone_max_px():
+        if phone is not None:
+            buffer = io.BytesIO()
+            phone.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", facecolor="white")
+            layout = buffer.getvalue()
+            if Image.open(io.BytesIO(layout)).size[0] > phone_max_px():
+                raise ValueError(f"phone is wider than {phone_max_px()} px at {DPI} dpi: draw it narrower")
+        else:
+            layout = _png(phone_layout(fig, panels))
+    for figure in (fig, phone):
+        if figure is not None:
+            plt.close(figure)
+    return ResponsiveFigure(desktop, layout)
