@@ -144,13 +144,20 @@ def mixture_panel(ax, x, model, title: str):
 
 # --- One figure, two layouts -----------------------------------------------------------------------
 
-DPI = 100                  # the resolution every figure is stored at (pixels per inch)
-SMALLEST_FONT_PT = 9.0     # the smallest text a figure may use (tests/test_book.py holds the notebooks to it)
-DESKTOP_COLUMN_PX = 750    # the book's text column in a 1,400-px window
-PHONE_COLUMN_PX = 342      # the text column on a 390-px phone
-DESKTOP_TEXT_PX = 9.0      # the smallest figure text a desktop reader should get, in CSS pixels
-PHONE_TEXT_PX = 6.0        # the smallest figure text a phone reader should get, in CSS pixels
-PHONE_MEDIA = "(max-width: 640px)"   # the windows that get the phone layout
+#: The resolution every figure is stored at, in pixels per inch.
+DPI = 100
+#: The smallest text a figure may use, in points (``tests/test_book.py`` holds the notebooks to it).
+SMALLEST_FONT_PT = 9.0
+#: The book's text column in a 1,400-px window, in CSS pixels.
+DESKTOP_COLUMN_PX = 750
+#: The text column on a 390-px phone, in CSS pixels.
+PHONE_COLUMN_PX = 342
+#: The smallest figure text a desktop reader should get, in CSS pixels.
+DESKTOP_TEXT_PX = 9.0
+#: The smallest figure text a phone reader should get, in CSS pixels.
+PHONE_TEXT_PX = 6.0
+#: The windows that get a figure's phone layout (a CSS media query).
+PHONE_MEDIA = "(max-width: 640px)"
 
 
 def text_px(natural_width: float, shown_width: float, font_pt: float = SMALLEST_FONT_PT) -> float:
@@ -330,7 +337,8 @@ def phone_layout(fig, panels=None, gap_px: int = 10) -> np.ndarray:
     return np.vstack(rows[:-1])
 
 
-PHONE_KEY = "dfsae/phone-layout"   # the output metadata under which a figure carries its phone layout
+#: The output metadata key under which a figure carries its phone layout.
+PHONE_KEY = "dfsae/phone-layout"
 
 
 class ResponsiveFigure:
