@@ -107,6 +107,13 @@ def test_no_raw_pandas_or_unformatted_numbers(html):
 CHAR_PX, CELL_PADDING_PX, COLUMN_PX = 8.4, 24.0, 784.0
 
 
+def rendered_math(tex: str) -> str:
+    """Inline math as wide as it renders, about: a glyph per command or character, unbroken."""
+    tex = re.sub(r"\\text\{([^}]*)\}", r"\1", tex)
+    tex = re.sub(r"\\[a-zA-Z]+|\\.", "x", tex)
+    return re.sub(r"[{}_^\s]", "", tex)
+
+
 def test_no_table_is_wider_than_the_column(html):
     """The narrowest a table can render is the sum over its columns of the longest word in each
     (cells wrap at spaces only); at the body font that must fit the text column."""
@@ -118,6 +125,7 @@ def test_no_table_is_wider_than_the_column(html):
             for row in rows:
                 for i, cell in enumerate(row):
                     text = re.sub(r"<[^>]+>", " ", cell)
+                    text = re.sub(r"\\\((.*?)\\\)", lambda m: rendered_math(m.group(1)), text)
                     text = text.replace("&nbsp;", "\u00a0").replace("&#160;", "\u00a0")
                     words = re.split(r"[ \t\n]+", text.strip())    # a no-break space joins words
                     width[i] = max(width.get(i, 0), max((len(w) for w in words), default=0))

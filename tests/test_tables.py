@@ -49,20 +49,21 @@ def test_a_verdict_table_has_one_row_per_prediction_with_a_badge_per_reading():
              "FVU ratio, 95% intervals: β=1: 4.2× [3.6, 5.0], failed; β=10: 4.1× [3.7, 4.6], failed"),
             ("comparable", "similarity (s > 0)", "held",
              "FVU ratio, 95% intervals: β=1: 0.9× [0.8, 1.0], held"),
-            ("no dead units", "energy (E > 0)", "partly held",
+            ("no dead units", "energy (post-hoc)", "partly held",
              "95% intervals: digits: 0.01 [0.00, 0.02], held")]
     src = tables.verdicts(rows, "Verdicts.", "tab-v").source
     lines = [line for line in src.splitlines() if line.startswith("|")]
-    assert lines[0] == "| prediction | energy (E > 0) | similarity (s > 0) | evidence |"
+    # a column per reading, named before its parenthesis: "energy (post-hoc)" is the energy column
+    assert lines[0] == "| prediction | energy | similarity | evidence |"
     assert len(lines) == 4                                 # header, rule, one row per prediction
     assert lines[2].startswith("| comparable | {bdg-danger}`failed` | {bdg-success}`held` | <details>")
-    # each interval on its own line under a one-line summary; a reading names the lines it judged
-    assert ("<summary>FVU ratio: 95% intervals</summary>energy: β=1: 4.2× [3.6, 5.0], failed<br>"
-            "energy: β=10: 4.1× [3.7, 4.6], failed<br>similarity: β=1: 0.9× [0.8, 1.0], held"
-            "</details>") in lines[2]
-    # not judged in a reading: a dash; one reading: no label on its lines
+    # folded: a one-line summary, then each reading in full and its intervals, one per line
+    assert ("<summary>FVU ratio: 95% intervals</summary><em>energy (E &gt; 0)</em><br>β=1: 4.2× [3.6, 5.0], "
+            "failed<br>β=10: 4.1× [3.7, 4.6], failed<br><em>similarity (s &gt; 0)</em><br>"
+            "β=1: 0.9× [0.8, 1.0], held</details>") in lines[2]
+    # not judged in a reading: a dash
     assert lines[3].startswith("| no dead units | {bdg-warning}`partly held` | – | "
-                               "<details><summary>95% intervals</summary>"
+                               "<details><summary>95% intervals</summary><em>energy (post-hoc)</em><br>"
                                "digits: 0.01 [0.00, 0.02], held</details>")
 
 
@@ -75,7 +76,7 @@ def test_a_verdict_table_refuses_rows_it_cannot_lay_out():
         tables.verdicts([("p", "energy", "held", "e"), ("p", "energy", "failed", "e")], "c", "tab-v")
     # evidence in another shape is kept whole, escaped for the page
     src = tables.verdicts([("p", "energy", "held", "B > K at every point")], "c", "tab-v").source
-    assert "<summary>details</summary>B &gt; K at every point</details>" in src
+    assert "<summary>details</summary><em>energy</em><br>B &gt; K at every point</details>" in src
 
 
 def test_a_collapsed_table_is_the_same_table_inside_a_dropdown_with_its_finding():

@@ -131,9 +131,10 @@ def _evidence_lines(evidence: str) -> tuple[str, list[str]]:
 
 def verdicts(rows, caption: str, name: str) -> Table:
     """A verdict table with one row per prediction: its verdict in each reading of the
-    decoder-free code as a coloured badge (:func:`badge`; a column per reading, "–" where a
+    decoder-free code as a coloured badge (:func:`badge`), a column per reading ("energy",
+    "similarity", "responsibility", … — the reading's name before any parenthesis; "–" where a
     prediction is not judged in it), and its evidence folded into one line that opens on a click
-    to the intervals the verdicts were decided on, one per line.
+    to the reading each verdict was measured in and the intervals it was decided on, one per line.
 
     ``rows`` are (prediction, reading, verdict, evidence) tuples, in the order the table lists
     them."""
@@ -142,28 +143,34 @@ def verdicts(rows, caption: str, name: str) -> Table:
     rows = [tuple(row) for row in rows]
     if not rows or any(len(row) != 4 for row in rows):
         raise ValueError("rows must be a non-empty list of (prediction, reading, verdict, evidence) tuples")
-    readings = list(dict.fromkeys(r for _, r, _, _ in rows))
+
+    def kind(reading):
+        return str(reading).split(" (")[0].strip()
+
+    kinds = list(dict.fromkeys(kind(r) for _, r, _, _ in rows))
     predictions = list(dict.fromkeys(p for p, _, _, _ in rows))
     table = {p: {} for p in predictions}
     for p, r, v, e in rows:
-        if r in table[p]:
-            raise ValueError(f"rows judge {p!r} in the reading {r!r} twice")
-        table[p][r] = (v, e)
+        if kind(r) in table[p]:
+            raise ValueError(f"rows judge {p!r} in the reading {kind(r)!r} twice")
+        table[p][kind(r)] = (r, v, e)
     records = []
     for p in predictions:
         record = {"prediction": p}
-        record.update({r: badge(table[p][r][0]) if r in table[p] else numbers.MISSING for r in readings})
-        parts = []
-        for r in readings:
-            if r in table[p]:
-                what, items = _evidence_lines(table[p][r][1])
-                label = f"{r.split(' (')[0]}: " if len(table[p]) > 1 else ""
-                parts.append((what, [html.escape(label + item, quote=False) for item in items]))
-        summary = parts[0][0] if len({w for w, _ in parts}) == 1 else "95% intervals"
+        record.update({k: badge(table[p][k][1]) if k in table[p] else numbers.MISSING for k in kinds})
+        summaries, lines = [], []
+        for k in kinds:
+            if k in table[p]:
+                reading, _, evidence = table[p][k]
+                what, items = _evidence_lines(evidence)
+                summaries.append(what)
+                lines += [f"<em>{html.escape(str(reading), quote=False)}</em>"]
+                lines += [html.escape(item, quote=False) for item in items]
+        summary = summaries[0] if len(set(summaries)) == 1 else "95% intervals"
         record["evidence"] = (f"<details><summary>{html.escape(summary, quote=False)}</summary>"
-                              + "<br>".join(item for _, items in parts for item in items) + "</details>")
+                              + "<br>".join(lines) + "</details>")
         records.append(record)
-    return show(pd.DataFrame(records, columns=["prediction", *readings, "evidence"]), caption, name)
+    return show(pd.DataFrame(records, columns=["prediction", *kinds, "evidence"]), caption, name)
 
 
 def convergence(record, name: str, frame, what: str, table_name: str, by: str = "config",
