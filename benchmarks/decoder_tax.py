@@ -15,9 +15,9 @@ on both sides. It prints the ratios against the standard SAE and against the enc
 and writes everything, with machine information and every round's times, to ``--out`` (default
 ``benchmarks/decoder_tax.json``, which the book's appendix reads).
 
-Variants: ``sae`` (encoder + decoder, MSE + L1); ``df-exact``, ``df-gram``, ``df-estimate``
-(decoder-free, full objective, L_tc computed each way; ``df-estimate`` is the fused path of
-``decorrelation="estimate"``); ``encoder-only`` (decoder-free with L_LSE alone, through the same
+Variants: ``sae`` (encoder + decoder, MSE + L1); ``df-exact``, ``df-gram``, ``df-gram-bf16``,
+``df-estimate`` (decoder-free, full objective, L_tc computed each way; ``df-estimate`` is the fused
+path of ``decorrelation="estimate"``); ``encoder-only`` (decoder-free with L_LSE alone, through the same
 fused path, so no batch statistics: the floor any decoder-free variant can reach).
 ``df-exact`` is skipped where its K×K matrix exceeds ``--max-matrix-gb``.
 """
@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ["sae", "df-exact", "df-gram", "df-estimate", "encoder-only"]
+VARIANTS = ["sae", "df-exact", "df-gram", "df-gram-bf16", "df-estimate", "encoder-only"]
 INPUT_DIM = 784
 N_PROBES = 16
 
@@ -43,7 +43,7 @@ def flops(variant: str, b: int, k: int, d: int = INPUT_DIM, m: int = N_PROBES) -
     """Matrix-multiply FLOPs of one step (forward + backward ≈ 3 × forward)."""
     linear = 6 * b * k * d
     extra = {"sae": 6 * b * k * d, "df-exact": 6 * b * k * k, "df-gram": 6 * b * b * k,
-             "df-estimate": 12 * b * k * m, "encoder-only": 0}[variant]
+             "df-gram-bf16": 6 * b * b * k, "df-estimate": 12 * b * k * m, "encoder-only": 0}[variant]
     return linear + extra
 
 

@@ -98,7 +98,7 @@ def batch_correlation(codes: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     return cov * inv_std[:, None] * inv_std[None, :]
 
 
-DECORRELATION_METHODS = ("auto", "exact", "gram", "estimate")
+DECORRELATION_METHODS = ("auto", "exact", "gram", "gram-bf16", "estimate")
 
 
 def _standardise(codes: torch.Tensor, eps: float):
@@ -126,6 +126,10 @@ def decorrelation_loss(codes: torch.Tensor, eps: float = EPS, method: str = "exa
     * ``"exact"`` — builds the K×K matrix Corr = ZᵀZ: O(B·K²) time, O(K²) memory.
     * ``"gram"`` — exact too, through the B×B Gram matrix: ‖ZᵀZ‖²_F = ‖ZZᵀ‖²_F, so
       L_tc = ‖ZZᵀ‖²_F − Σ_j Corr_jj², O(B²·K) time, O(B²) memory; cheaper when B < K.
+    * ``"gram-bf16"`` — the Gram form with the product ZZᵀ (forward and backward) in bfloat16 and
+      everything else in the codes' precision: not exact (about 0.3 % relative error in the
+      gradient of a trained model's L_tc), faster where the hardware multiplies bfloat16 faster.
+      ``"auto"`` never picks it.
     * ``"estimate"`` — unbiased Hutchinson estimate with ``n_probes`` Rademacher vectors v
       (E[vvᵀ] = I): L_tc = E_v ‖(Corr − diag Corr) v‖², with Corr v = Zᵀ(Zv); O(B·K·m)
       time and memory, never a K×K (or B×B) matrix. ``probes`` (K, m) may be given instead
@@ -136,8 +140,8 @@ def decorrelation_loss(codes: torch.Tensor, eps: float = EPS, method: str = "exa
 
     With ``distributed=True`` the statistics are those of the global batch across processes:
     ``"exact"`` all-reduces Σ a aᵀ, ``"estimate"`` all-reduces Σ Zᵀ(Zv) (every process must
-    draw the same probes: pass identically seeded generators); ``"gram"`` needs every pair of
-    inputs and is not available (``"auto"`` then means ``"exact"``).
+    draw the same probes: pass identically seeded generators); the Gram forms need every pair of
+    inputs and are not available (``"auto"`` then means ``"exact"``).
 
     Z is the standardised code matrix (see ``_standardise``); with ε > 0 a dead unit has a
     zero column and contributes nothing.
@@ -151,9 +155,13 @@ def decorrelation_loss(codes: torch.Tensor, eps: float = EPS, method: str = "exa
     if method == "exact":
         corr = batch_correlation(codes, eps)
         return (corr * corr).sum() - (torch.diagonal(corr) ** 2).sum()
-    if method == "gram":
+    if method in ("gram", "gram-bf16"):
         z, diag = _standardise(codes, eps)
-        gram = z @ z.T
+        if method == "gram":
+            gram = z @ z.T
+        else:
+            low = z.to(torch.bfloat16)
+            gram = (low @ low.T).to(z.dtype)
         return (gram * gram).sum() - (diag * diag).sum()
     _require_batch(codes, "decorrelation")
     if probes is None:
@@ -348,8 +356,8 @@ def infomax_estimate(codes: torch.Tensor, eps: float = EPS, n_probes: int = 16,
 
 
 def _global_decorrelation(codes, eps, method, n_probes, generator, probes=None):
-    if method == "gram":
-        raise ValueError("decorrelation='gram' cannot be computed across processes; "
+    if method in ("gram", "gram-bf16"):
+        raise ValueError(f"decorrelation={method!r} cannot be computed across processes; "
                          "use 'exact' or 'estimate'")
     n, mean, var = dist_stats.global_moments(codes)
     inv_std = torch.rsqrt(var + eps)

@@ -65,7 +65,7 @@ class ShapeRecorder(TorchDispatchMode):
 
 
 @pytest.mark.parametrize("method,forbidden", [("estimate", [(257, 257), (32, 32)]), ("gram", [(257, 257)]),
-                                              ("exact", [])])
+                                              ("gram-bf16", [(257, 257)]), ("exact", [])])
 def test_no_k_by_k_tensor(method, forbidden):
     a = codes(32, 257).requires_grad_()
     with ShapeRecorder() as rec:
@@ -78,9 +78,30 @@ def test_no_k_by_k_tensor(method, forbidden):
         assert (257, 257) in shapes  # the recorder does see K×K tensors when they exist
 
 
+def test_gram_in_bfloat16_is_near_the_exact_loss_and_never_chosen_by_auto():
+    # float64 reference from the K×K definition; the bfloat16 product keeps about 3 digits
+    a = codes(256, 64).requires_grad_()
+    exact = decorrelation_loss(a, method="exact")
+    (g_exact,) = torch.autograd.grad(exact, a)
+    b = a.detach().float().requires_grad_()
+    low = decorrelation_loss(b, method="gram-bf16")
+    (g_low,) = torch.autograd.grad(low, b)
+    assert low.dtype == torch.float32
+    assert abs(low.item() - exact.item()) <= 2e-2 * exact.item()
+    assert (g_low.double() - g_exact).norm() <= 2e-2 * g_exact.norm()
+    assert (g_low.double() - g_exact).norm() > 0      # it is not the float64 form in disguise
+    for batch, width in ((8, 4), (8, 4096), (4096, 8)):
+        assert choose_decorrelation(batch, width) in ("exact", "gram")
+
+
 def test_auto_choice():
+    """What "auto" means is part of every stored run trained with it (their keys record "auto", not
+    the path it chose): it picks an exact form, K×K up to the batch size and Gram above it. A new
+    default must fail here rather than silently change the stored results."""
     assert choose_decorrelation(batch=256, width=64) == "exact"
     assert choose_decorrelation(batch=256, width=4096) == "gram"
+    assert choose_decorrelation(batch=256, width=256) == "exact"
+    assert choose_decorrelation(batch=256, width=257) == "gram"
     a = codes(8, 20)
     auto = decorrelation_loss(a, method="auto").item()
     assert auto == pytest.approx(decorrelation_loss(a).item(), rel=1e-12)

@@ -87,6 +87,27 @@ def test_phone_layout_shows_shared_tick_labels_and_leaves_the_figure_as_it_was()
     plt.close(fig)
 
 
+def test_each_stacked_panel_holds_nothing_of_its_neighbours():
+    # a value label or a left-aligned title reaches past its panel into the next one, so a panel
+    # cut from one drawing would carry a strip of its neighbour's plotting area
+    fig, axes = coloured_panels(figsize=(10, 3), sharey=True)
+    axes[0].set_yticks([0.2, 0.8], ["a tick label", "another"])
+    axes[0].annotate("a value label past the panel", (1, 0.5), xycoords="axes fraction", xytext=(4, 0),
+                     textcoords="offset points", va="center")
+    axes[1].set_title("a left-aligned title far longer than its panel is", loc="left")
+    pixels = plots.phone_layout(fig)
+    spans = {name: rows_of(pixels, colour) for name, colour in COLOURS.items()}
+    painted = {name: (np.abs(pixels.astype(float) - np.array(c) * 255) < 3).all(-1)
+               for name, c in COLOURS.items()}
+    for name, rows in spans.items():
+        others = [o for o in COLOURS if o != name]
+        assert not any(painted[o][rows.min():rows.max() + 1].any() for o in others), name
+    # the figure itself still draws its three panels side by side
+    fig.canvas.draw()
+    assert [ax.get_visible() for ax in axes] == [True, True, True]
+    plt.close(fig)
+
+
 def test_a_panel_too_wide_for_a_phone_is_refused():
     fig, ax = plt.subplots(figsize=(9, 3))
     ax.plot([0, 1])
@@ -178,4 +199,28 @@ def test_a_colour_bar_for_several_panels_follows_the_last_of_them():
     bar = np.flatnonzero(painted > 0.3 * pixels.shape[1])
     green, blue = rows_of(pixels, COLOURS["green"]), rows_of(pixels, COLOURS["blue"])
     assert len(bar) and green.max() < bar.min() and bar.max() < blue.min()
+    plt.close(fig)
+
+
+def test_a_colour_bar_stays_with_the_panel_it_was_drawn_for():
+    # each panel has its own bar on its right; the second panel's long tick labels bring its left
+    # edge nearer to the first panel's bar than the first panel's own plotting area is
+    from matplotlib.colors import ListedColormap
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3), layout="constrained")
+    bars = {"red": (0, 1, 1), "blue": (1, 0, 1)}          # cyan for red's bar, magenta for blue's
+    for ax, (colour, bar) in zip(axes, bars.items(), strict=True):
+        ax.set_facecolor(COLOURS[colour])
+        # a thin strip of the bar's colour in the panel, so the bar belongs to this panel's mappable
+        mesh = ax.pcolormesh(np.array([0, 0.02]), np.array([0, 1]), np.zeros((1, 1)),
+                             cmap=ListedColormap([bar]))
+        fig.colorbar(mesh, ax=ax)
+        ax.set_xlim(0, 1)
+        ax.set_yticks([0.2, 0.8], ["a rather long tick label", "and another one"])
+    pixels = plots.phone_layout(fig)
+    for colour, bar in bars.items():
+        own = rows_of(pixels, COLOURS[colour])
+        painted = np.flatnonzero((np.abs(pixels.astype(float) - np.array(bar) * 255) < 3).all(-1).any(1))
+        assert len(own) and len(painted), colour
+        assert own.min() - 5 <= painted.min() and painted.max() <= own.max() + 5, colour
     plt.close(fig)

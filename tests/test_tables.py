@@ -94,6 +94,9 @@ def test_a_verdict_badge_is_coloured_by_what_the_verdict_says():
     assert tables.badge(" partly  held ") == "{bdg-warning}`partly held`"
     assert tables.badge("inconclusive") == "{bdg-secondary}`inconclusive`"
     assert tables.badge("met") == "{bdg-success}`met`" and tables.badge("missed") == "{bdg-danger}`missed`"
+    assert tables.badge("equivalent") == "{bdg-success}`equivalent`"
+    assert tables.badge("different") == "{bdg-danger}`different`"
+    assert tables.badge("undecided") == "{bdg-secondary}`undecided`"
     assert tables.badge("does not train the same models") == "{bdg-info}`does not train the same models`"
     for bad in ("", "a `role`"):
         with pytest.raises(ValueError, match="verdict must be"):

@@ -204,6 +204,8 @@ PARAMETERS: dict[str, Rule] = {
     "n_samples": _integer(),
     "quality_dims": _integers(),
     "quality_epochs": _integer(),
+    "equivalence_dims": _integers(),
+    "equivalence_probes": _integer(),
     "benchmark_file": _existing_file,
     "gradient_file": _existing_file,
     # the language model

@@ -220,11 +220,14 @@ def phone_layout(fig, panels=None, gap_px: int = 10) -> np.ndarray:
     """The figure's panels stacked in one column, as an RGB array at :data:`DPI`.
 
     ``panels`` lists the groups of axes that stay together, in reading order (default: every axes
-    that is not a colour bar, row by row). A colour bar beside one panel stays with it; one that
+    that is not a colour bar, row by row). A colour bar beside one panel stays with it (with the
+    panel that holds its mappable, when that panel is on its row); one that
     spans several becomes a strip of its own, as do suptitles, figure legends (in one column if
     made by :func:`figure_legend`) and figure text, above the panels if they sit above them on
     the page, else below. Tick labels and axis labels that a shared axis hides are shown, since
-    the panels no longer sit side by side. The figure is left as it was.
+    the panels no longer sit side by side. Each piece is drawn alone, every other axes and figure
+    artist hidden, so a title or label that reaches past its panel takes nothing of its neighbour
+    with it. The figure is left as it was.
 
     Raises ``ValueError`` when a panel is wider than :func:`phone_max_px`: its text would read
     below :data:`PHONE_TEXT_PX` on a phone; group fewer axes or make the figure narrower.
@@ -286,33 +289,52 @@ def phone_layout(fig, panels=None, gap_px: int = 10) -> np.ndarray:
 
         groups = [list(group) for group in panels]
         group_boxes = [box(group) for group in groups]
-        strips = []                                   # (box, 0 above the panels or 2 below)
-        after = {i: [] for i in range(len(groups))}   # colour bars placed after panel i
+        strips = []                                   # (box, artists, 0 above the panels or 2 below)
+        after = {i: [] for i in range(len(groups))}   # (box, artists) of colour bars placed after panel i
         for bar in bars:
             b = box([bar])
             beside = [i for i, g in enumerate(group_boxes)
                       if min(g.y1, b.y1) - max(g.y0, b.y0) > 0.5 * min(g.height, b.height)
                       and b.height <= 1.5 * g.height]
-            if beside:               # the nearest panel on its row takes it
-                i = min(beside, key=lambda i: max(group_boxes[i].x0 - b.x1, b.x0 - group_boxes[i].x1, 0))
+            owner = getattr(bar._colorbar.mappable, "axes", None)
+            mine = [i for i in beside if owner in groups[i]]
+            if beside:               # the panel it was drawn for, else the nearest on its row, takes it
+                i = mine[0] if mine else min(
+                    beside, key=lambda i: max(group_boxes[i].x0 - b.x1, b.x0 - group_boxes[i].x1, 0))
                 groups[i].append(bar)
                 group_boxes[i] = box(groups[i])
             else:                    # a bar for several panels follows the last panel not below it
                 level = [i for i, g in enumerate(group_boxes) if g.y1 > b.y0]
-                after[max(level, default=len(groups) - 1)].append(b)
+                after[max(level, default=len(groups) - 1)].append((b, [bar]))
         top = max(g.y1 for g in group_boxes)
         for artist in _figure_artists(fig):
             b = box([artist])
-            strips.append((b, 0 if b.y0 >= top - 1 else 2))
+            strips.append((b, [artist], 0 if b.y0 >= top - 1 else 2))
 
-        def crop(b):
-            x0, x1 = max(int(np.floor(b.x0)) - 3, 0), min(int(np.ceil(b.x1)) + 3, pixels.shape[1])
+        # each piece is drawn alone, in the places the full drawing gave it (the layout engine is
+        # held still, so hiding the others moves nothing)
+        everything = axes + _figure_artists(fig)
+        engine = fig.get_layout_engine()
+        fig.set_layout_engine("none")
+
+        def crop(b, artists):
+            for artist in everything:
+                artist.set_visible(artist in artists)
+            canvas.draw()
+            drawn = np.asarray(canvas.buffer_rgba())[..., :3]
+            x0, x1 = max(int(np.floor(b.x0)) - 3, 0), min(int(np.ceil(b.x1)) + 3, drawn.shape[1])
             y0, y1 = max(int(np.floor(height - b.y1)) - 3, 0), min(int(np.ceil(height - b.y0)) + 3, height)
-            return pixels[y0:y1, x0:x1]
+            return drawn[y0:y1, x0:x1].copy()
 
-        pieces = ([crop(b) for b, where in strips if where == 0]
-                  + [crop(b) for i, g in enumerate(group_boxes) for b in (g, *after[i])]
-                  + [crop(b) for b, where in strips if where == 2])
+        try:
+            pieces = ([crop(b, artists) for b, artists, where in strips if where == 0]
+                      + [crop(b, artists) for i, group in enumerate(groups)
+                         for b, artists in ((group_boxes[i], group), *after[i])]
+                      + [crop(b, artists) for b, artists, where in strips if where == 2])
+        finally:
+            for artist in everything:
+                artist.set_visible(True)
+            fig.set_layout_engine(engine)
     finally:
         fig.set_canvas(original_canvas)
         fig.set_dpi(original_dpi)

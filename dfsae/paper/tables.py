@@ -104,13 +104,15 @@ def show(frame, caption: str, name: str, formats: dict | None = None, collapsed:
     return Table(markdown(frame, caption, name, formats, collapsed), frame)
 
 
-BADGES = {"held": "success", "met": "success", "failed": "danger", "missed": "danger",
-          "partly held": "warning", "inconclusive": "secondary"}
+BADGES = {"held": "success", "met": "success", "equivalent": "success",
+          "failed": "danger", "missed": "danger", "different": "danger",
+          "partly held": "warning", "inconclusive": "secondary", "undecided": "secondary"}
 
 
 def badge(verdict: str) -> str:
-    """A verdict as a coloured badge (MyST, sphinx-design): green for held or met, red for failed
-    or missed, amber for partly held, grey for inconclusive; any other text is shown blue."""
+    """A verdict as a coloured badge (MyST, sphinx-design): green for held, met or equivalent, red
+    for failed, missed or different, amber for partly held, grey for inconclusive or undecided;
+    any other text is shown blue."""
     text = " ".join(str(verdict).split())
     if not text or "`" in text:
         raise ValueError(f"verdict must be a non-empty text without backticks, got {verdict!r}")
