@@ -280,8 +280,7 @@ def phone_layout(fig, panels=None, gap_px: int = 10) -> np.ndarray:
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
         renderer = canvas.get_renderer()
-        pixels = np.asarray(canvas.buffer_rgba())[..., :3].copy()
-        height = pixels.shape[0]
+        height = canvas.get_width_height(physical=True)[1]
 
         def box(artists):
             boxes = [a.get_tightbbox(renderer) for a in artists]
