@@ -2,7 +2,8 @@
 
 * :func:`density` — how often each latent fires: the fraction of inputs it is active on, the
   dead (never) and dense (more than ``dense_threshold`` of inputs) counts, and a histogram of the
-  log10 firing rates.
+  log10 firing rates. :class:`DensityMonitor` records the dead and dense counts at steps of
+  training (``dfsae.train(..., monitor=...)``).
 * :func:`shrinkage` — the relative reconstruction bias γ of Rajamanoharan et al. (2024a),
   γ = argmin_γ E‖x̂/γ − x‖² = E‖x̂‖² / E⟨x̂, x⟩, which is below 1 when the reconstruction is shrunk,
   and the mean norm ratio ‖x̂‖/‖x‖.
@@ -75,6 +76,51 @@ def density(codes: torch.Tensor, threshold: float = 0.0, dense_threshold: float 
                                  range=(low, 0.0))
     return {"rates": rates, "dead": int((rates == 0).sum()), "dense": int((rates > dense_threshold).sum()),
             "dense_threshold": dense_threshold, "log10_edges": edges, "counts": counts}
+
+
+
+class DensityMonitor:
+    """The density of a model's latents on fixed inputs, recorded as training goes.
+
+    Pass it to :func:`dfsae.train` (``monitor=``): it is called with the model before the first
+    step, after every ``every`` steps, and after the last step, and records for each call the
+    step, the ``dead`` and ``dense`` counts of :func:`density` and the mean number of active latents
+    per input (``l0``), all read in ``reading``. It reads the model in evaluation mode without
+    gradients and changes neither the model nor the training (the same seed gives the same
+    weights with or without it).
+
+    Parameters
+    ----------
+    x : (n, input_dim) tensor, finite, n ≥ 1: the inputs the density is measured on (held out)
+    every : int ≥ 1, steps between two records
+    reading : "code", "similarity" or "responsibility" (:func:`reading`)
+    dense_threshold : float in [0, 1], as in :func:`density`
+    """
+
+    def __init__(self, x, every: int = 50, reading: str = "code", dense_threshold: float = 0.1):
+        self.x = validation.as_matrix("x", x)
+        self.every = validation.Integer(1).check("every", every)
+        self.reading = validation.choice("reading", reading, READINGS)
+        self.dense_threshold = validation.Real(0, 1).check("dense_threshold", dense_threshold)
+        self.rows: list[dict] = []
+
+    def __call__(self, model, step: int) -> None:
+        from .metrics import encode
+
+        was_training = model.training
+        codes = encode(model, self.x)
+        model.train(was_training)
+        read = reading(model, codes, self.reading)
+        threshold = reading_threshold(self.reading, codes.shape[1])
+        found = density(read, threshold, self.dense_threshold)
+        self.rows.append({"step": int(step), "dead": found["dead"], "dense": found["dense"],
+                          "l0": float((read > threshold).sum(dim=1).double().mean())})
+
+    def to_frame(self):
+        """The records as a DataFrame indexed by step."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=["step", "dead", "dense", "l0"]).set_index("step")
 
 
 def shrinkage(x: torch.Tensor, x_hat: torch.Tensor) -> dict:

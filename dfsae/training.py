@@ -75,10 +75,11 @@ class Plan:
     compiled: bool
     shard: dist_stats.Shard
     snapshot_step: int = 0  # keep a copy of the model after this many steps (0: none)
+    monitor: object = None  # monitor(model, step) at step 0, every monitor.every steps, and at the end
 
 
 def plan(model, objective, x, *, epochs, batch_size, lr, optimizer, seed, device, drop_last, compile,
-         snapshot_at=None) -> Plan:
+         snapshot_at=None, monitor=None) -> Plan:
     """Check every argument of :func:`train` (raising ``ValueError`` naming the bad one) before any work."""
     if isinstance(objective, type):
         raise ValueError(f"objective must be an instance, got the class {objective.__name__}; "
@@ -108,7 +109,18 @@ def plan(model, objective, x, *, epochs, batch_size, lr, optimizer, seed, device
             raise ValueError("snapshot_at must be a fraction of training strictly between 0 and 1 "
                              f"(e.g. 0.9), got {snapshot_at!r}")
         snapshot_step = max(1, round(snapshot_at * epochs * n_batches))
-    return Plan(x, epochs, batch_size, n_batches, lr, optimizer, seed, dev, compiled, shard, snapshot_step)
+    if monitor is not None:
+        every = getattr(monitor, "every", None)
+        if not callable(monitor) or isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError("monitor must be called as monitor(model, step) and have an integer attribute "
+                             "every >= 1 (e.g. dfsae.evals.DensityMonitor(x_test, every=50)); "
+                             f"got {monitor!r}")
+        width = getattr(getattr(monitor, "x", None), "shape", (None, None))[1]
+        if width is not None and width != model.input_dim:
+            raise ValueError(f"monitor.x has {width} features per row but the model expects "
+                             f"input_dim={model.input_dim}")
+    return Plan(x, epochs, batch_size, n_batches, lr, optimizer, seed, dev, compiled, shard, snapshot_step,
+                monitor)
 
 
 def _diverged(loss, epoch: int, batch: int, run: Plan) -> FloatingPointError:
@@ -149,6 +161,8 @@ def _epoch(model, objective, loss_of, trained, opt, generator, epoch: int, run: 
         terms = _step(model, loss_of, trained, batch, opt, epoch, b, run)
         used += 1
         history.steps += 1
+        if run.monitor is not None and history.steps % run.monitor.every == 0:
+            run.monitor(model, history.steps)
         if history.steps == run.snapshot_step:
             history.snapshot = {k: v.detach().clone().cpu() for k, v in model.state_dict().items()}
             history.snapshot_step = history.steps
@@ -160,7 +174,8 @@ def _epoch(model, objective, loss_of, trained, opt, generator, epoch: int, run: 
 
 
 def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer="adam",
-          seed=0, device="cpu", progress=True, drop_last=True, compile=False, snapshot_at=None) -> History:
+          seed=0, device="cpu", progress=True, drop_last=True, compile=False, snapshot_at=None,
+          monitor=None) -> History:
     """Train ``model`` on the rows of ``x`` by minimising ``objective(model, batch)``.
 
     Mini-batches are drawn without replacement from a permutation made by a generator
@@ -189,6 +204,11 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
         Keep a copy of the model's state (``History.snapshot``, a state dict on the CPU) after this
         fraction of the training steps, e.g. 0.9 to measure how much the metrics still change over
         the last 10 % of training (:func:`dfsae.paper.judgement.convergence`).
+    monitor : callable or None
+        Called as ``monitor(model, step)`` before the first step (step 0), after every
+        ``monitor.every`` steps, and after the last step, e.g. a
+        :class:`dfsae.evals.DensityMonitor` recording dead and dense latents over training. It
+        must not change the model.
 
     Returns
     -------
@@ -202,7 +222,8 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     global batch, so N processes follow the same trajectory as one process would.
     """
     run = plan(model, objective, x, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-               seed=seed, device=device, drop_last=drop_last, compile=compile, snapshot_at=snapshot_at)
+               seed=seed, device=device, drop_last=drop_last, compile=compile, snapshot_at=snapshot_at,
+               monitor=monitor)
     model.to(run.device)
     run = dataclasses.replace(run, x=run.x.to(run.device))
     opt = OPTIMIZERS[run.optimizer](model.parameters(), lr=run.lr)
@@ -214,11 +235,15 @@ def train(model, objective, x, *, epochs=100, batch_size=128, lr=1e-3, optimizer
     step_seconds = []
     start = time.perf_counter()
     model.train()
+    if run.monitor is not None:
+        run.monitor(model, 0)
     for epoch in tqdm(range(1, run.epochs + 1), desc=type(model).__name__, disable=not progress, leave=False):
         sums, used = _epoch(model, objective, loss_of, trained, opt, generator, epoch, run, step_seconds,
                             history)
         history.append({k: float(v) for k, v in sums.items()}, used)
         history.weight_norm.append(float(model.W.detach().norm()))
+    if run.monitor is not None and history.steps % run.monitor.every != 0:
+        run.monitor(model, history.steps)
     model.eval()
     history.seconds = time.perf_counter() - start
     if run.compiled and step_seconds:

@@ -158,3 +158,86 @@ def test_absorption_by_hand():
     assert strict["absorbed"] == 0                                  # latent 1's cosine 0.6 is below 0.7
     with pytest.raises(ValueError, match="one row per token"):
         evals.absorption(x[:3], codes, codes > 0, decoder, labels, np.ones(3), 0.0, [0])
+
+
+# -- Density over training --------------------------------------------------------------------------
+MONITORED = {"topk": {"k": 3}, "batchtopk": {"k": 3}, "decoder_free": {}, "standard": {}}
+
+
+def monitored_run(name, monitor=None, seed=0):
+    rng = torch.Generator().manual_seed(1)
+    x = torch.randn(200, 6, generator=rng)
+    model, objective = dfsae.family(name).config.make(**MONITORED[name]).build(6, 12, seed)
+    dfsae.train(model, objective, x, epochs=3, batch_size=32, seed=seed, progress=False, monitor=monitor)
+    return model
+
+
+def brute_density(model, x, threshold=0.0, dense=0.1):
+    """Dead and dense counts by looping over latents and inputs one at a time."""
+    with torch.no_grad():
+        codes = model.encode(x).tolist()
+    dead = dense_n = 0
+    for j in range(len(codes[0])):
+        fired = sum(1 for row in codes if row[j] > threshold)
+        dead += fired == 0
+        dense_n += fired / len(codes) > dense
+    l0 = sum(sum(1 for v in row if v > threshold) for row in codes) / len(codes)
+    return dead, dense_n, l0
+
+
+@pytest.mark.parametrize("name", list(MONITORED))
+def test_density_monitor_does_not_change_training(name):
+    """The monitor reads the model between steps; TopK's dead-latent counts and BatchTopK's
+    threshold live in the objective and the model, and must not see the monitor's inputs."""
+    watched = evals.DensityMonitor(torch.randn(50, 6) * 3, every=2)
+    a, b = monitored_run(name), monitored_run(name, watched)
+    for (key, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.equal(va, vb), key
+    assert len(watched.rows) > 2
+    b.train()
+    watched(b, 99)
+    assert b.training                                 # left in the mode training had put it in
+
+
+def test_density_monitor_records_at_the_right_steps_against_brute_force():
+    x_held = torch.randn(64, 6, generator=torch.Generator().manual_seed(3))
+    watched = evals.DensityMonitor(x_held, every=5, dense_threshold=0.2)
+    model = monitored_run("topk", watched)
+    steps = watched.to_frame().index.tolist()
+    assert steps == [0, 5, 10, 15, 18]                # 3 epochs of 6 batches: every 5, then the last
+    dead, dense_n, l0 = brute_density(model, x_held, dense=0.2)
+    last = watched.to_frame().loc[18]
+    assert (last.dead, last.dense) == (dead, dense_n) and last.l0 == pytest.approx(l0)
+    fresh, _ = dfsae.family("topk").config.make(k=3).build(6, 12, 0)
+    first = watched.to_frame().loc[0]
+    assert (first.dead, first.dense) == brute_density(fresh, x_held, dense=0.2)[:2]
+    assert first.l0 == pytest.approx(3.0)             # TopK: k active latents per input (ties aside)
+
+
+def test_density_monitor_reads_the_decoder_free_responsibilities():
+    x_held = torch.randn(40, 6, generator=torch.Generator().manual_seed(4))
+    watched = evals.DensityMonitor(x_held, every=100, reading="responsibility")
+    model = monitored_run("decoder_free", watched)
+    assert watched.to_frame().index.tolist() == [0, 18]
+    with torch.no_grad():
+        r = torch.softmax(-model.encode(x_held), dim=1)
+    read_out = type("Responsibilities", (), {"encode": lambda self, x: r})()
+    dead, dense_n, l0 = brute_density(read_out, x_held, threshold=1 / 12)
+    last = watched.to_frame().loc[18]
+    assert (last.dead, last.dense) == (dead, dense_n) and last.l0 == pytest.approx(l0)
+
+
+def test_density_monitor_bad_input_names_the_parameter():
+    x = torch.randn(10, 6)
+    with pytest.raises(ValueError, match="every"):
+        evals.DensityMonitor(x, every=0)
+    with pytest.raises(ValueError, match="reading"):
+        evals.DensityMonitor(x, reading="energy")
+    with pytest.raises(ValueError, match="dense_threshold"):
+        evals.DensityMonitor(x, dense_threshold=2)
+    with pytest.raises(ValueError, match="x contains NaN"):
+        evals.DensityMonitor(torch.full((3, 6), float("nan")))
+    with pytest.raises(ValueError, match="monitor.x has 5 features.*input_dim=6"):
+        monitored_run("topk", evals.DensityMonitor(torch.randn(10, 5)))
+    with pytest.raises(ValueError, match="monitor must be called"):
+        monitored_run("topk", lambda model, step: None)

@@ -95,7 +95,7 @@ class RunConfig:
 
 
 def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval_data=None, readings=False,
-        late=False, measure=None):
+        late=False, measure=None, monitor=None):
     """Build, train (on ``data.x_train``) and evaluate one model of ``config`` with ``seed``.
 
     Returns ``(model, history, metrics_dict)``. ``eval_data`` (default ``data``) is the
@@ -106,13 +106,14 @@ def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval
     steps, and the metrics of :data:`~dfsae.paper.judgement.CONVERGENCE_METRICS` it reports are added
     as ``late_<metric>`` (for :func:`dfsae.paper.judgement.convergence`). ``measure``, a function of the
     trained model returning a dict of further metrics (e.g. spliced fidelity), adds them; a name it
-    shares with the standard metrics is refused."""
+    shares with the standard metrics is refused. ``monitor`` is passed to :func:`dfsae.train` (e.g. a
+    :class:`dfsae.evals.DensityMonitor`)."""
     from .judgement import CONVERGENCE_METRICS, LATE, late_name
 
     model, objective = config.build(data.x_train.shape[1], seed)
     history = train(model, objective, data.x_train, epochs=config.epochs, batch_size=config.batch_size,
                     lr=config.lr, optimizer=config.optimizer, seed=seed, device=config.device,
-                    progress=progress, snapshot_at=LATE if late else None)
+                    progress=progress, snapshot_at=LATE if late else None, monitor=monitor)
     model.cpu()
     metrics = _measure(model, data if eval_data is None else eval_data, probe, readings)
     if late:

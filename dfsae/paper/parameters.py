@@ -206,6 +206,7 @@ PARAMETERS: dict[str, Rule] = {
     "quality_epochs": _integer(),
     "equivalence_dims": _integers(),
     "equivalence_probes": _integer(),
+    "equivalence_seeds": _integers(minimum=0),
     "benchmark_file": _existing_file,
     "gradient_file": _existing_file,
     # the language model
