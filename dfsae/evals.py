@@ -82,7 +82,7 @@ def density(codes: torch.Tensor, threshold: float = 0.0, dense_threshold: float 
 class DensityMonitor:
     """The density of a model's latents on fixed inputs, recorded as training goes.
 
-    Pass it to :func:`dfsae.train` (``monitor=``): it is called with the model before the first
+    Pass it to :func:`dfsae.training.train` (``monitor=``): it is called with the model before the first
     step, after every ``every`` steps, and after the last step, and records for each call the
     step, the ``dead`` and ``dense`` counts of :func:`density` and the mean number of active latents
     per input (``l0``), all read in ``reading``. It reads the model in evaluation mode without

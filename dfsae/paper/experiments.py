@@ -106,7 +106,7 @@ def run(config: RunConfig, data, seed: int = 0, progress=False, probe=True, eval
     steps, and the metrics of :data:`~dfsae.paper.judgement.CONVERGENCE_METRICS` it reports are added
     as ``late_<metric>`` (for :func:`dfsae.paper.judgement.convergence`). ``measure``, a function of the
     trained model returning a dict of further metrics (e.g. spliced fidelity), adds them; a name it
-    shares with the standard metrics is refused. ``monitor`` is passed to :func:`dfsae.train` (e.g. a
+    shares with the standard metrics is refused. ``monitor`` is passed to :func:`dfsae.training.train` (e.g. a
     :class:`dfsae.evals.DensityMonitor`)."""
     from .judgement import CONVERGENCE_METRICS, LATE, late_name
 
