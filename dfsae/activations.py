@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
+import os
 import re
 import sys
 import sysconfig
@@ -87,7 +89,28 @@ def stdlib_docstrings(min_chars: int = 200, root=None) -> list[str]:
 
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 """Where Debian's ``python3.11-doc`` package puts the Python documentation as HTML
-(``apt-get install python3.11-doc``; CI installs it)."""
+(``apt-get install python3.11-doc``; CI installs it). The environment variable
+``DFSAE_PYTHON_DOCS`` names another folder (e.g. the package extracted with ``dpkg-deb -x``)."""
+
+PYTHON_DOCS_VERSION = "3.11.2-6+deb12u8"
+"""The ``python3.11-doc`` version whose pages are the book's corpus. Debian's security updates
+change a few pages (3.11.2-6+deb12u9 changes six), and with them every activation cache key and
+stored run's dataset name, so the version is pinned and checked (:data:`PYTHON_DOCS_DIGEST`)."""
+
+PYTHON_DOCS_DIGEST = "bbc3be43a633b9ef39e6eb4f129834f594fe815e0a16fc551e7fb2481e6566ae"
+""":func:`corpus_digest` of :func:`python_docs` read from :data:`PYTHON_DOCS_VERSION`."""
+
+PYTHON_DOCS_FIX = ("install that version (apt-get install --allow-downgrades "
+                   f"python3.11-doc={PYTHON_DOCS_VERSION}) or extract it anywhere (apt-get download "
+                   f"python3.11-doc={PYTHON_DOCS_VERSION}; dpkg-deb -x python3.11-doc_*.deb DIR) and set "
+                   "DFSAE_PYTHON_DOCS=DIR/usr/share/doc/python3.11/html")
+"""How to get the pinned corpus, for error messages."""
+
+
+def corpus_digest(docs: dict[str, str]) -> str:
+    """SHA-256 (hex) of a corpus ``{page: text}``: of its JSON with the pages in sorted order, so
+    two corpora have the same digest exactly when they hold the same pages with the same text."""
+    return hashlib.sha256(json.dumps(docs, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
 class _MainText(HTMLParser):
@@ -122,11 +145,13 @@ def python_docs(root=None, min_chars: int = 200) -> dict[str, str]:
     """The English prose of the Python documentation, one document per HTML page: ``{page: text}``
     with the page's path relative to ``root`` (default :data:`PYTHON_DOCS`), in sorted order. Only
     the main body is read; code blocks and pages shorter than ``min_chars`` are left out. About
-    525 pages and 1.4 million words for Python 3.11."""
-    root = Path(root) if root is not None else PYTHON_DOCS
+    525 pages and 1.4 million words for Python 3.11. Without ``root``, the folder named by the
+    environment variable ``DFSAE_PYTHON_DOCS`` if set."""
+    root = Path(root) if root is not None else Path(os.environ.get("DFSAE_PYTHON_DOCS") or PYTHON_DOCS)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} not found; install Debian's python3.11-doc package "
-                                "(apt-get install python3.11-doc) or pass root= a folder of HTML pages")
+                                f"(apt-get install python3.11-doc={PYTHON_DOCS_VERSION}), set "
+                                "DFSAE_PYTHON_DOCS to its html folder, or pass root= a folder of HTML pages")
     docs = {}
     for path in sorted(root.rglob("*.html")):
         parser = _MainText()

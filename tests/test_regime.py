@@ -104,3 +104,36 @@ def test_the_names_found_without_the_transformer_are_the_extracted_ones(minilm, 
         rows = [int((d.data.x_train == r).all(1).nonzero()[0]) for r in d.eval_data.x_train[:5]]
         assert torch.equal(d.eval_data.x_train[:5], d.data.x_train[rows])
     assert torch.allclose(got[2].mean_state, got[2].act.x.mean(0))
+
+
+PAGE = ('<html><body><div role="main"><p>' + "A page of prose long enough to be kept as a document. " * 5
+        + '</p></div></body></html>')
+
+
+def test_corpus_digest_is_sha256_of_the_sorted_pages_and_sees_any_change():
+    import hashlib
+    import json
+    docs = {"b.html": "second page", "a.html": "first page"}
+    expected = hashlib.sha256(b'{"a.html": "first page", "b.html": "second page"}').hexdigest()
+    assert json.dumps(docs, sort_keys=True) == '{"a.html": "first page", "b.html": "second page"}'
+    assert activations.corpus_digest(docs) == expected
+    assert activations.corpus_digest({"a.html": "first page", "b.html": "second page"}) == expected
+    assert activations.corpus_digest({**docs, "b.html": "second page."}) != expected
+
+
+def test_documents_refuse_another_corpus_and_say_how_to_get_the_pinned_one(tmp_path, monkeypatch):
+    (tmp_path / "page.html").write_text(PAGE)
+    with pytest.raises(ValueError, match=r"not the book's corpus.*python3\.11-doc=3\.11\.2-6\+deb12u8.*"
+                                         r"DFSAE_PYTHON_DOCS"):
+        regime.documents(tmp_path)
+    monkeypatch.setenv("DFSAE_PYTHON_DOCS", str(tmp_path))           # the variable is where pages are read
+    assert list(activations.python_docs()) == ["page.html"]
+    with pytest.raises(ValueError, match="not the book's corpus"):
+        regime.documents()
+
+
+@pytest.mark.skipif(not activations.PYTHON_DOCS.is_dir(), reason="python3.11-doc is not installed")
+def test_the_installed_python_documentation_is_the_pinned_corpus(monkeypatch):
+    monkeypatch.delenv("DFSAE_PYTHON_DOCS", raising=False)
+    docs, train, test = regime.documents()        # raises, naming the fix, when another version is installed
+    assert len(docs) == len(train) + len(test) and set(train).isdisjoint(test)

@@ -17,11 +17,23 @@ from .. import activations, evals, metrics
 from ..data import Dataset
 
 
-def documents():
+def documents(root=None):
     """The Python documentation (:func:`dfsae.activations.python_docs`) split by page into
     training and held-out pages, each side in its fixed pseudo-random order: (docs, train, test),
-    ``docs`` mapping page name to text and the sides lists of page names."""
-    docs = activations.python_docs()
+    ``docs`` mapping page name to text and the sides lists of page names.
+
+    The pages must be the book's corpus, ``python3.11-doc``
+    :data:`~dfsae.activations.PYTHON_DOCS_VERSION` (checked by
+    :data:`~dfsae.activations.PYTHON_DOCS_DIGEST`): another version gives other activations, under
+    other names, and no stored run would be found. Another version is refused with how to get the
+    pinned one."""
+    docs = activations.python_docs(root)
+    digest = activations.corpus_digest(docs)
+    if digest != activations.PYTHON_DOCS_DIGEST:
+        raise ValueError(f"the Python documentation read ({len(docs)} pages, digest {digest[:12]}) is not "
+                         f"the book's corpus, python3.11-doc {activations.PYTHON_DOCS_VERSION} (digest "
+                         f"{activations.PYTHON_DOCS_DIGEST[:12]}); its stored runs were trained on that "
+                         f"version. To use it, {activations.PYTHON_DOCS_FIX}")
     train, test = activations.split_documents(list(docs))
     return docs, activations.hash_order(train), activations.hash_order(test)
 
