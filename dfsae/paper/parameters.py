@@ -218,6 +218,7 @@ PARAMETERS: dict[str, Rule] = {
     "balance": _weight,
     "check_tokens": _integer(),
     "check_cell": _integer(minimum=0),
+    "sweep_cell": _integer(minimum=0),
     "n_tokens": _integer(),
     "seq_len": _integer(),
     "posthoc_tokens": _integer(),
