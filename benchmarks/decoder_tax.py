@@ -3,6 +3,9 @@
     python benchmarks/decoder_tax.py                       # K = 1024 … 65536; B = 1024; eager and compiled
     python benchmarks/decoder_tax.py --widths 1024 --repeats 3 --modes eager --out /tmp/tax.json
     python benchmarks/decoder_tax.py --device cuda         # the same on a GPU (its name is recorded)
+    python benchmarks/decoder_tax.py --input-dim 384 --batch 512 --widths 3072 \
+        --variants sae standard tied topk batchtopk jumprelu df-gram encoder-only \
+        --out benchmarks/decoder_tax_scale.json             # every family at the transformer section's shape
 
 For each width K it times one full training step (forward, backward, Adam step) of every
 variant in two execution modes, ``eager`` and ``compiled`` (the loss — model forward and
@@ -19,7 +22,11 @@ Variants: ``sae`` (encoder + decoder, MSE + L1); ``df-exact``, ``df-gram``, ``df
 ``df-estimate`` (decoder-free, full objective, L_tc computed each way; ``df-estimate`` is the fused
 path of ``decorrelation="estimate"``); ``encoder-only`` (decoder-free with L_LSE alone, through the same
 fused path, so no batch statistics: the floor any decoder-free variant can reach).
-``df-exact`` is skipped where its K×K matrix exceeds ``--max-matrix-gb``.
+``df-exact`` is skipped where its K×K matrix exceeds ``--max-matrix-gb``. On request
+(``--variants``) each family with a decoder as the training loop runs it, with the step's
+``after_step`` (e.g. the decoder's unit norm): ``standard``, ``tied``, ``topk``, ``batchtopk``,
+``jumprelu``, at the knob values in ``FAMILY_OPTIONS``. Where both modes are measured it also
+prints each variant's compiled step against its eager step.
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ import sys
 import time
 
 VARIANTS = ["sae", "df-exact", "df-gram", "df-gram-bf16", "df-estimate", "encoder-only"]
+# Each family with a decoder, as the training loop runs it, at a mid value of its knob in the
+# transformer section's sweep.
+FAMILY_OPTIONS = {"standard": {"l1_coefficient": 1.0}, "tied": {"l1_coefficient": 1.5},
+                  "topk": {"k": 48}, "batchtopk": {"k": 48}, "jumprelu": {"l0_coefficient": 0.3}}
 INPUT_DIM = 784
 N_PROBES = 16
 
@@ -42,29 +53,36 @@ N_PROBES = 16
 def flops(variant: str, b: int, k: int, d: int = INPUT_DIM, m: int = N_PROBES) -> int:
     """Matrix-multiply FLOPs of one step (forward + backward ≈ 3 × forward)."""
     linear = 6 * b * k * d
+    if variant in FAMILY_OPTIONS:
+        return 2 * linear
     extra = {"sae": 6 * b * k * d, "df-exact": 6 * b * k * k, "df-gram": 6 * b * b * k,
              "df-gram-bf16": 6 * b * b * k, "df-estimate": 12 * b * k * m, "encoder-only": 0}[variant]
     return linear + extra
 
 
-def child(variant: str, k: int, b: int, device: str, mode: str) -> None:
+def child(variant: str, k: int, b: int, d: int, device: str, mode: str) -> None:
     """Serve steps on request: each line "step" on stdin runs one step and prints its seconds;
     "done" prints the variant's record (peak memory, parameters, FLOPs) as JSON and exits."""
     import torch
 
     import dfsae
+    from dfsae import families
 
     torch.manual_seed(0)
-    x = torch.rand(b, INPUT_DIM, device=device)
-    if variant == "sae":
+    x = torch.rand(b, d, device=device)
+    after_step = False
+    if variant in FAMILY_OPTIONS:
+        model, objective = families.family(variant).config.make(**FAMILY_OPTIONS[variant]).build(d, k, seed=0)
+        after_step = True
+    elif variant == "sae":
         # plain L1, as in the stored timings (the decoder-norm weighting adds one K-vector of norms)
-        model = dfsae.StandardSAE(INPUT_DIM, k, seed=0)
+        model = dfsae.StandardSAE(d, k, seed=0)
         objective = dfsae.SAEObjective(l1_coefficient=1e-3, l1_weighting="plain")
     elif variant == "encoder-only":  # the floor: the fused L_LSE alone
-        model = dfsae.DecoderFreeSAE(INPUT_DIM, k, seed=0)
+        model = dfsae.DecoderFreeSAE(d, k, seed=0)
         objective = dfsae.DecoderFreeObjective(lambda_lse=1, lambda_var=0, lambda_tc=0, fused=True)
     else:
-        model = dfsae.DecoderFreeSAE(INPUT_DIM, k, seed=0)
+        model = dfsae.DecoderFreeSAE(d, k, seed=0)
         objective = dfsae.DecoderFreeObjective(decorrelation=variant[3:], n_probes=N_PROBES,
                                                fused=variant == "df-estimate")
     objective.reset(0)
@@ -81,6 +99,8 @@ def child(variant: str, k: int, b: int, device: str, mode: str) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if after_step:
+            model.after_step()
         if device == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
@@ -94,7 +114,7 @@ def child(variant: str, k: int, b: int, device: str, mode: str) -> None:
         else:
             peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
         print(json.dumps({"variant": variant, "mode": mode, "K": k, "B": b, "peak_mb": peak_mb,
-                          "params": model.num_parameters(), "flops": flops(variant, b, k)}), flush=True)
+                          "params": model.num_parameters(), "flops": flops(variant, b, k, d)}), flush=True)
         return
 
 
@@ -103,7 +123,7 @@ class Runner:
 
     def __init__(self, variant, k, mode, args):
         cmd = [sys.executable, __file__, "--child", variant, str(k), mode, "--batch", str(args.batch),
-               "--device", args.device]
+               "--input-dim", str(args.input_dim), "--device", args.device]
         # No compile cache: the first step then pays the full compilation, as on a fresh machine.
         env = {**os.environ, "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"}
         self.process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -129,7 +149,7 @@ class Runner:
 
 def measure_width(k: int, args) -> list[dict]:
     """Every variant and mode at width ``k``, stepped in interleaved rounds."""
-    runners = [Runner(variant, k, mode, args) for mode in args.modes for variant in VARIANTS
+    runners = [Runner(variant, k, mode, args) for mode in args.modes for variant in args.variants
                if not (variant == "df-exact" and 4 * k * k / 2**30 > args.max_matrix_gb)]
     try:
         first = [r.step() for r in runners]
@@ -177,13 +197,20 @@ def main(argv=None) -> int:
     parser.add_argument("--max-matrix-gb", type=float, default=0.5,
                         help="skip df-exact where its K×K matrix is larger (default 0.5 GB: K ≤ 11,585)")
     parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--input-dim", type=int, default=INPUT_DIM,
+                        help="width d of the inputs (default 784)")
+    parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS + list(FAMILY_OPTIONS),
+                        help="what to time; the ratios need sae and encoder-only among them")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds after two warm-up steps")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "decoder_tax.json"))
     parser.add_argument("--child", nargs=3, metavar=("VARIANT", "K", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if any(k < 1 for k in args.widths) or args.batch < 2 or args.repeats < 1:
-        parser.error("widths must be >= 1, batch >= 2 and repeats >= 1")
+    if any(k < 1 for k in args.widths) or args.batch < 2 or args.repeats < 1 or args.input_dim < 1:
+        parser.error("widths must be >= 1, batch >= 2, repeats >= 1 and input-dim >= 1")
+    if not args.child and not {"sae", "encoder-only"} <= set(args.variants):
+        parser.error("--variants must include sae and encoder-only (the ratios' references), e.g. "
+                     "--variants sae topk encoder-only")
     if args.device == "cuda":
         import torch
 
@@ -191,7 +218,7 @@ def main(argv=None) -> int:
             parser.error("--device cuda but no CUDA device is available")
     if args.child:
         variant, k, mode = args.child
-        child(variant, int(k), args.batch, args.device, mode)
+        child(variant, int(k), args.batch, args.input_dim, args.device, mode)
         return 0
 
     rows = []
@@ -206,15 +233,25 @@ def main(argv=None) -> int:
     for k in args.widths:
         for mode in args.modes:
             sae, floor = by[(k, mode, "sae")]["rounds_s"], by[(k, mode, "encoder-only")]["rounds_s"]
-            for variant in VARIANTS[1:]:
-                if (k, mode, variant) not in by:
+            for variant in args.variants:
+                if variant == "sae" or (k, mode, variant) not in by:
                     continue
                 row = by[(k, mode, variant)]
                 row["speedup_vs_sae"] = paired_ratio(sae, row["rounds_s"])
                 row["vs_floor"] = paired_ratio(row["rounds_s"], floor)
                 print(f"K={k:6d} {mode:8s} {variant:13s} {row['speedup_vs_sae']:5.2f}x faster than SAE   "
                       f"{row['vs_floor']:5.2f}x the floor")
-    result = {"machine": machine(args.device), "input_dim": INPUT_DIM, "batch": args.batch,
+    if set(args.modes) == {"eager", "compiled"}:
+        print("\ncompiled against eager, the same variant (eager step / compiled step, median over rounds):")
+        for k in args.widths:
+            for variant in args.variants:
+                if (k, "eager", variant) in by and (k, "compiled", variant) in by:
+                    row = by[(k, "compiled", variant)]
+                    eager = by[(k, "eager", variant)]["rounds_s"]
+                    row["speedup_vs_eager"] = paired_ratio(eager, row["rounds_s"])
+                    print(f"K={k:6d} {variant:13s} {row['speedup_vs_eager']:5.2f}x faster compiled, "
+                          f"compilation {row['compile_s']:5.1f} s")
+    result = {"machine": machine(args.device), "input_dim": args.input_dim, "batch": args.batch,
               "repeats": args.repeats, "n_probes": N_PROBES, "modes": args.modes, "rows": rows}
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
