@@ -209,6 +209,7 @@ PARAMETERS: dict[str, Rule] = {
     "equivalence_seeds": _integers(minimum=0),
     "benchmark_file": _existing_file,
     "gradient_file": _existing_file,
+    "profile_file": _existing_file,
     # the language model
     "layer": _integer(minimum=0),
     "lm_hidden_dim": _integer(),
