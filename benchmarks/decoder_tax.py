@@ -5,7 +5,7 @@
     python benchmarks/decoder_tax.py --device cuda         # the same on a GPU (its name is recorded)
     python benchmarks/decoder_tax.py --input-dim 384 --batch 512 --widths 3072 \
         --variants sae standard tied topk batchtopk jumprelu df-gram encoder-only \
-        --out benchmarks/decoder_tax_scale.json             # every family at the transformer section's shape
+        --out benchmarks/scale_steps.json             # every family at the transformer section's shape
 
 For each width K it times one full training step (forward, backward, Adam step) of every
 variant in two execution modes, ``eager`` and ``compiled`` (the loss — model forward and
