@@ -174,6 +174,6 @@ def test_every_declared_notebook_parameter_has_a_rule_and_its_default_passes():
         declared = {k: reproduce.parse_value(v) for k, v in reproduce.parameters_of(source).items()}
         assert set(declared) <= set(PARAMETERS), f"{name}: no rule for {set(declared) - set(PARAMETERS)}"
         # checked against the file system
-        paths = ("benchmark_file", "gradient_file", "results_dir", "cache_dir")
+        paths = ("benchmark_file", "gradient_file", "profile_file", "results_dir", "cache_dir")
         checked = {k: v for k, v in declared.items() if k not in paths}
         validate_parameters(checked)
